@@ -1,0 +1,47 @@
+"""Loading checkpoints written by other projects, without running their pickled code.
+
+A Lightning checkpoint (taming-transformers' VQGAN) pickles objects of its training code next to
+the weights, which `torch.load(weights_only=True)` refuses. Instead of falling back to
+`weights_only=False` (arbitrary code execution), each foreign class is replaced by an inert stub:
+the weights load, the rest becomes empty objects. Globals torch blocks outright (os, subprocess,
+builtins' exec...) still fail.
+"""
+import os
+import torch
+
+
+def _inert_stub(qualified_name):
+    return type(qualified_name.rsplit('.', 1)[-1], (), {
+        '__init__': lambda self, *args, **kwargs: None,
+        '__setstate__': lambda self, state: None,
+        '__module__': 'dckd.checkpoint.stub',
+    })
+
+
+def load_checkpoint(path, what='checkpoint'):
+    """Load a torch checkpoint on the CPU, tolerating foreign pickled objects (see module doc)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+    try:
+        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (RuntimeError, ValueError):  # legacy (non-zip) files cannot be inspected
+        foreign = []
+    stubs = [(_inert_stub(name), name) for name in foreign]
+    try:
+        with torch.serialization.safe_globals(stubs):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:
+        raise RuntimeError(f'cannot load {what} {path} safely: {error}') from error
+
+
+def extract_state_dict(checkpoint, param_key=None):
+    """The weights inside a checkpoint: `param_key` if given, else `state_dict` (Lightning),
+    `params_ema`/`params` (BasicSR), or the checkpoint itself when it is a flat state dict."""
+    if param_key is not None:
+        if param_key not in checkpoint:
+            raise KeyError(f"no '{param_key}' in checkpoint; top-level keys: {sorted(checkpoint)[:10]}")
+        return checkpoint[param_key]
+    for key in ('state_dict', 'params_ema', 'params'):
+        if isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint

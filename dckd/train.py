@@ -1,0 +1,52 @@
+"""`dckd-train` / `python train.py -opt X.yml`: BasicSR's own training pipeline, dckd registered.
+
+Experiments, logs and tb_logger go under the current directory, as with BasicSR's train.py run
+from a checkout. One BasicSR 1.4.2 function is replaced: its `load_resume_state` maps the state
+onto `cuda:current_device` and so cannot resume without a GPU.
+"""
+import os
+
+import torch
+
+
+def latest_training_state(name):
+    """The highest-iteration `experiments/<name>/training_states/<iter>.state`, or None."""
+    folder = os.path.join('experiments', name, 'training_states')
+    if not os.path.isdir(folder):
+        return None
+    iters = [int(f[:-len('.state')]) for f in os.listdir(folder) if f.endswith('.state') and f[:-6].isdigit()]
+    return os.path.join(folder, f'{max(iters)}.state') if iters else None
+
+
+def load_resume_state(opt):
+    """Like BasicSR's, on whatever device training runs on."""
+    from basicsr.utils import check_resume
+
+    if opt['auto_resume']:
+        path = latest_training_state(opt['name'])
+        if path is not None:
+            opt['path']['resume_state'] = path
+    else:
+        path = opt['path'].get('resume_state')
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'path.resume_state: training state not found: {path}')
+    on_gpu = opt['num_gpu'] != 0 and torch.cuda.is_available()
+    device = torch.device('cuda', torch.cuda.current_device()) if on_gpu else torch.device('cpu')
+    state = torch.load(path, map_location=device, weights_only=True)
+    check_resume(opt, state['iter'])
+    return state
+
+
+def main():
+    from dckd.registration import register_all
+    register_all()
+    import basicsr.train
+
+    basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.train_pipeline(os.getcwd())
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,194 @@
+"""The encoder half of taming-transformers' VQGAN, as DCKD's frozen feature space.
+
+Module names mirror taming's `VQModel` (`encoder.*`, `quant_conv.*`, `quantize.embedding.*`), so
+the published checkpoint loads key for key. One pass returns what DCR needs (the output of the
+first residual block at each of the five resolutions, before the lowest level's attention, as in
+the released code) and what the DMM needs (the latent after `quant_conv`).
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from dckd.checkpoint import extract_state_dict, load_checkpoint
+from dckd.registry import register
+
+ENCODER_KEY_PREFIXES = ('encoder.', 'quant_conv.', 'quantize.embedding.')
+
+
+def _group_norm(channels):
+    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+
+
+class ResnetBlock(nn.Module):
+
+    def __init__(self, in_channels, out_channels, dropout):
+        super().__init__()
+        self.norm1 = _group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2 = _group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        if in_channels != out_channels:
+            self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        shortcut = self.nin_shortcut(x) if hasattr(self, 'nin_shortcut') else x
+        return shortcut + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head spatial self-attention with 1x1 projections."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.norm = _group_norm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.k = nn.Conv2d(channels, channels, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        h = self.norm(x)
+        b, c, height, width = h.shape
+        q, k, v = (proj(h).reshape(b, 1, c, height * width).transpose(-1, -2) for proj in (self.q, self.k, self.v))
+        out = F.scaled_dot_product_attention(q, k, v)
+        return x + self.proj_out(out.transpose(-1, -2).reshape(b, c, height, width))
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 convolution with taming's asymmetric (right/bottom) padding."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class Level(nn.Module):
+    """One resolution of the encoder: residual blocks, optional attention, optional downsample."""
+
+    def __init__(self, in_channels, out_channels, num_res_blocks, with_attn, with_downsample, dropout):
+        super().__init__()
+        channels = [in_channels] + [out_channels] * num_res_blocks
+        self.block = nn.ModuleList(ResnetBlock(channels[i], channels[i + 1], dropout) for i in range(num_res_blocks))
+        self.attn = nn.ModuleList(AttnBlock(out_channels) for _ in range(num_res_blocks if with_attn else 0))
+        if with_downsample:
+            self.downsample = Downsample(out_channels)
+
+
+class Encoder(nn.Module):
+
+    def __init__(self, ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, ch, 3, padding=1)
+        in_mult = (1, ) + tuple(ch_mult)
+        current_resolution = resolution
+        self.down = nn.ModuleList()
+        for level, mult in enumerate(ch_mult):
+            last = level == len(ch_mult) - 1
+            self.down.append(
+                Level(ch * in_mult[level], ch * mult, num_res_blocks, current_resolution in attn_resolutions,
+                      not last, dropout))
+            if not last:
+                current_resolution //= 2
+        channels = ch * ch_mult[-1]
+        self.mid = nn.Module()
+        self.mid.block_1 = ResnetBlock(channels, channels, dropout)
+        self.mid.attn_1 = AttnBlock(channels)
+        self.mid.block_2 = ResnetBlock(channels, channels, dropout)
+        self.norm_out = _group_norm(channels)
+        self.conv_out = nn.Conv2d(channels, z_channels, 3, padding=1)
+
+    def forward(self, x):
+        """Returns (first-block output of every level, final z)."""
+        features = []
+        h = self.conv_in(x)
+        for level in self.down:
+            for index, block in enumerate(level.block):
+                h = block(h)
+                if index == 0:
+                    features.append(h)
+                if len(level.attn):
+                    h = level.attn[index](h)
+            if hasattr(level, 'downsample'):
+                h = level.downsample(h)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        return features, self.conv_out(F.silu(self.norm_out(h)))
+
+
+class _Quantize(nn.Module):
+    """Holds the codebook under taming's name (`quantize.embedding.weight`)."""
+
+    def __init__(self, n_embed, embed_dim):
+        super().__init__()
+        self.embedding = nn.Embedding(n_embed, embed_dim)
+
+
+@register(ARCH_REGISTRY)
+class VQGANEncoder(nn.Module):
+    """Frozen VQGAN encoder + codebook (defaults: the ImageNet f16, 1024-code model).
+
+    Args:
+        input_range: the value range the encoder is fed. Images arrive in [0, 1]; with
+            [-1, 1] (default, the range taming trained on) they are rescaled first; [0, 1]
+            feeds them unchanged, as the authors' released code does.
+    """
+
+    def __init__(self,
+                 ch=128,
+                 ch_mult=(1, 1, 2, 2, 4),
+                 num_res_blocks=2,
+                 attn_resolutions=(16, ),
+                 resolution=256,
+                 z_channels=256,
+                 embed_dim=256,
+                 n_embed=1024,
+                 dropout=0.0,
+                 input_range=(-1, 1)):
+        super().__init__()
+        if list(input_range) not in ([0, 1], [-1, 1]):
+            raise ValueError(f'network_vqgan.input_range must be [0, 1] or [-1, 1], got {input_range}')
+        self.rescale_input = list(input_range) == [-1, 1]
+        self.encoder = Encoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
+        self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
+        self.quantize = _Quantize(n_embed, embed_dim)
+
+    @property
+    def codebook(self):
+        return self.quantize.embedding.weight
+
+    def forward(self, img):
+        """img in [0, 1], (B, 3, H, W) -> (five level features, latent tokens (B, embed_dim, H/16, W/16))."""
+        if self.rescale_input:
+            img = img * 2 - 1
+        features, z = self.encoder(img)
+        return features, self.quant_conv(z)
+
+
+def encoder_state_dict(checkpoint_state):
+    """The encoder-side entries of a full VQModel state dict (decoder and loss keys dropped)."""
+    return {k: v for k, v in checkpoint_state.items() if k.startswith(ENCODER_KEY_PREFIXES)}
+
+
+def load_vqgan_encoder(net, path):
+    """Load taming's Lightning `.ckpt` or an encoder-only `.pth` into `net`, strictly.
+
+    Fails naming the file and the keys when an encoder key is missing or has another shape.
+    """
+    state = encoder_state_dict(extract_state_dict(load_checkpoint(path, 'VQGAN checkpoint')))
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise KeyError(f'VQGAN checkpoint {path} lacks {len(missing)} encoder key(s), e.g. {missing[:5]}. '
+                       'Use the taming-transformers VQModel checkpoint (vqgan_imagenet_f16_1024 last.ckpt) '
+                       'or a .pth made from it with dckd-convert-vqgan.')
+    wrong = [f'{k}: {tuple(state[k].shape)} != {tuple(v.shape)}' for k, v in expected.items() if state[k].shape != v.shape]
+    if wrong:
+        raise ValueError(f'VQGAN checkpoint {path} does not fit network_vqgan: {wrong[:5]}. '
+                         'Check ch, ch_mult, z_channels, embed_dim and n_embed.')
+    net.load_state_dict(state, strict=True)

@@ -1,0 +1,135 @@
+"""DCKDModel: KDModel plus dynamic contrastive regularization (DCR) and distribution mapping (DMM)."""
+import copy
+import os
+
+import torch
+
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+from dckd.registry import register
+from dckd_arch.vqgan_arch import load_vqgan_encoder
+from dckd_losses.distribution_loss import MODES
+from .frozen import freeze
+from .history import HistorySchedule, move_towards
+from .kd_model import KDModel, build_optional_loss
+from .negatives import NegativeDegrader
+from .option_checks import OptionError, check_checkpoint, check_choice
+
+HISTORY_DEFAULTS = {'source': 'ema', 'attenuation': 0.1, 'steps': [1000, 2000, 3000], 'milestones': [100000, 200000]}
+HISTORY_SOURCES = ('ema', 'student')
+
+
+@register(MODEL_REGISTRY)
+class DCKDModel(KDModel):
+    """Adds, each optional:
+
+    - `train.contrastive_opt` (DynamicContrastiveLoss, l_dcl): anchor S(x), positive T(x),
+      negatives H(x) and H(D_j(x)) from the history model H (`train.history`) and the
+      degradations of `train.negatives`, all in the feature space of `network_vqgan`;
+    - `train.distribution_opt` (DistributionMappingLoss, l_ce): codebook assignments of S(x)
+      against T(x).
+
+    One grad-enabled encoder pass over S(x) serves both terms; teacher, history model and VQGAN
+    run without gradients. Without `path.pretrain_network_vqgan` the encoder is randomly
+    initialised (and the log says so). The history model is saved as `net_history_<iter>.pth`
+    with every checkpoint and restored on resume.
+    """
+
+    teacher_loss_keys = KDModel.teacher_loss_keys + ('contrastive_opt', 'distribution_opt')
+
+    @classmethod
+    def check_options(cls, opt):
+        super().check_options(opt)
+        train_opt = opt['train']
+        if train_opt.get('distribution_opt'):
+            check_choice(train_opt['distribution_opt'].get('mode', 'paper'), MODES, 'train.distribution_opt.mode')
+        if train_opt.get('contrastive_opt') or train_opt.get('distribution_opt'):
+            if 'network_vqgan' not in opt:
+                raise OptionError('network_vqgan is missing: contrastive_opt and distribution_opt need the VQGAN '
+                                  'encoder (type: VQGANEncoder).')
+            check_checkpoint(opt, 'network_vqgan', 'the VQGAN encoder', required=False)
+        if train_opt.get('contrastive_opt'):
+            history = {**HISTORY_DEFAULTS, **train_opt.get('history', {})}
+            check_choice(history['source'], HISTORY_SOURCES, 'train.history.source')
+            if history['source'] == 'ema' and not train_opt.get('ema_decay', 0) > 0:
+                raise OptionError("train.history.source = 'ema' needs train.ema_decay > 0 (or use source: student).")
+            HistorySchedule(history['steps'], history['milestones'])
+            negatives = dict(train_opt.get('negatives', {}))
+            if int(negatives.pop('num', 5)) < 1:
+                raise OptionError('train.negatives.num must be at least 1.')
+            NegativeDegrader(None, **negatives)
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        self.cri_dcl, _ = build_optional_loss(train_opt, 'contrastive_opt')
+        self.cri_ce, _ = build_optional_loss(train_opt, 'distribution_opt')
+        super().init_training_settings()
+        if self.cri_dcl or self.cri_ce:
+            self.net_vqgan = self.build_frozen('network_vqgan', self.load_vqgan)
+            if self.frozen_sources.get('network_vqgan', {}).get('path', '') is None:
+                get_root_logger().warning('No path.pretrain_network_vqgan: the VQGAN encoder is RANDOMLY INITIALISED; '
+                                          "DCR and DMM then work in a random feature space, not the paper's.")
+        if self.cri_dcl:
+            history = {**HISTORY_DEFAULTS, **train_opt.get('history', {})}
+            self.history_source = history['source']
+            self.history_attenuation = history['attenuation']
+            self.history_schedule = HistorySchedule(history['steps'], history['milestones'])
+            self.net_history = freeze(copy.deepcopy(self.history_source_net()))
+            negatives = dict(train_opt.get('negatives', {}))
+            self.num_negatives = int(negatives.pop('num', 5))
+            self.degrade = NegativeDegrader(self.rng, **negatives)
+
+    def load_vqgan(self, net, source):
+        load_vqgan_encoder(net, source['path'])
+        get_root_logger().info(f'Loaded VQGAN encoder from {source["path"]}')
+
+    def history_source_net(self):
+        return self.net_g_ema if self.history_source == 'ema' else self.get_bare_model(self.net_g)
+
+    # ----- training step ---------------------------------------------------------------------
+
+    def compute_losses(self):
+        losses = super().compute_losses()
+        if not (self.cri_dcl or self.cri_ce):
+            return losses
+        anchor_features, anchor_latent = self.net_vqgan(self.output)
+        with torch.no_grad():
+            frozen_images = [self.output_t]
+            if self.cri_dcl:
+                frozen_images.append(self.history_negatives())
+            frozen_features, frozen_latent = self.net_vqgan(torch.cat(frozen_images))
+        batch = self.output.shape[0]
+        if self.cri_dcl:
+            positive = [f[:batch] for f in frozen_features]
+            negatives = [f[batch:].unflatten(0, (self.num_negatives, batch)) for f in frozen_features]
+            losses['l_dcl'] = self.cri_dcl(anchor_features, positive, negatives)
+        if self.cri_ce:
+            losses['l_ce'] = self.cri_ce(anchor_latent, frozen_latent[:batch], self.net_vqgan.codebook)
+        return losses
+
+    @torch.no_grad()
+    def history_negatives(self):
+        """H(x) followed by num-1 copies of H(D_j(x)), each D_j drawn per sample: (N*B, C, H', W')."""
+        inputs = [self.lq]
+        if self.num_negatives > 1:
+            inputs.append(self.degrade(self.lq.repeat(self.num_negatives - 1, 1, 1, 1)))
+        return self.net_history(torch.cat(inputs))
+
+    def after_step(self, current_iter):
+        if self.cri_dcl and self.history_schedule.updates_at(current_iter):
+            move_towards(self.net_history, self.history_source_net(), self.history_attenuation)
+
+    # ----- checkpoints -----------------------------------------------------------------------
+
+    def save(self, epoch, current_iter):
+        if self.cri_dcl:
+            self.save_network(self.net_history, 'net_history', current_iter)
+        super().save(epoch, current_iter)
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        if self.cri_dcl:
+            path = os.path.join(self.opt['path']['models'], f'net_history_{resume_state["iter"]}.pth')
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f'resuming DCKD needs the history model saved with the state: {path} is missing.')
+            self.load_network(self.net_history, path, strict=True, param_key='params')

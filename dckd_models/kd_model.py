@@ -1,0 +1,194 @@
+"""KDModel: BasicSR's SRModel plus a frozen teacher (Logits KD and label consistency)."""
+import os
+from collections import OrderedDict
+
+import torch
+from torch.nn import functional as F
+
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+from dckd.registry import register
+from . import label_consistency as lcr
+from .frozen import checkpoint_source, freeze, path_rewritten_by_resume
+from .option_checks import check_checkpoint, check_scales, check_windows
+
+
+def build_optional_loss(train_opt, key, extra_keys=()):
+    """The loss under `train.<key>`, or None when absent; `extra_keys` are options of the
+    model stored beside the loss (popped so that BasicSR's loss does not see them)."""
+    loss_opt = dict(train_opt.get(key) or {})
+    extras = {k: loss_opt.pop(k) for k in extra_keys if k in loss_opt}
+    return (build_loss(loss_opt) if loss_opt else None), extras
+
+
+def pad_to_multiple(images, multiple):
+    """Reflect-pad bottom/right so that height and width are multiples of `multiple`."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
+    return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+
+
+@register(MODEL_REGISTRY)
+class KDModel(SRModel):
+    """Student `network_g` trained with its usual losses plus, each optional:
+
+    - `train.kd_opt`: Logits KD, a loss between student and teacher outputs (l_kd);
+    - `train.lcr_opt`: label consistency, a loss between S(x) and A^-1(T(A(x))) (l_lcr), with
+      `prob` (default 0.5) for each random transform.
+
+    The teacher (`network_t`, `path.pretrain_network_t`, `param_key_t`, `strict_load_t`) is
+    built only when a term needs it, stays in eval mode without gradients, and is never saved;
+    its checkpoint source is kept in the training state so resuming needs no
+    `ignore_resume_networks`. Windowed students (`network_g.window_size`) are padded at test.
+    """
+
+    teacher_loss_keys = ('kd_opt', 'lcr_opt')
+
+    def __init__(self, opt):
+        if opt['is_train']:
+            self.check_options(opt)
+        super().__init__(opt)
+
+    @classmethod
+    def needs_teacher(cls, opt):
+        return any(opt['train'].get(key) for key in cls.teacher_loss_keys)
+
+    @classmethod
+    def check_options(cls, opt):
+        networks = ['network_g']
+        if cls.needs_teacher(opt):
+            if 'network_t' not in opt:
+                raise ValueError(f'network_t is missing: {", ".join(cls.teacher_loss_keys)} need a teacher.')
+            check_checkpoint(opt, 'network_t', 'the teacher')
+            networks.append('network_t')
+        check_scales(opt, networks)
+        check_windows(opt, networks)
+
+    # ----- setup -----------------------------------------------------------------------------
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        self.cri_kd, _ = build_optional_loss(train_opt, 'kd_opt')
+        self.cri_lcr, lcr_extras = build_optional_loss(train_opt, 'lcr_opt', extra_keys=('prob', ))
+        self.lcr_prob = lcr_extras.get('prob', 0.5)
+        self.frozen_sources = {}
+        self.deferred_networks = []
+        # the model's own random stream (degradations, LCR transforms): per rank, and saved with
+        # the training state, so a resumed run draws exactly what an uninterrupted one would
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(self.opt.get('manual_seed', 0) + self.opt.get('rank', 0))
+        if self.needs_teacher(self.opt):
+            self.net_t = self.build_frozen('network_t', self.load_teacher)
+        super().init_training_settings()
+
+    def load_teacher(self, net, source):
+        self.load_network(net, source['path'], source['strict'], source['param_key'])
+
+    def build_frozen(self, network_key, load):
+        """Build `network_key`, freeze it, load its checkpoint (or defer that to resume_training)."""
+        net = freeze(build_network(self.opt[network_key]).to(self.device))
+        self.print_network(net)
+        if path_rewritten_by_resume(self.opt, network_key):
+            self.deferred_networks.append((network_key, net, load))
+        else:
+            source = checkpoint_source(self.opt, network_key)
+            if source['path'] is not None:
+                load(net, source)
+            self.frozen_sources[network_key] = source
+        return net
+
+    # ----- training step ---------------------------------------------------------------------
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        losses = self.compute_losses()
+        sum(losses.values()).backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+        self.after_step(current_iter)
+
+    def compute_losses(self):
+        """All enabled terms of this step, by log name; sets `self.output_t` when a teacher runs."""
+        losses = OrderedDict()
+        if self.cri_pix:
+            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            percep, style = self.cri_perceptual(self.output, self.gt)
+            losses.update({k: v for k, v in (('l_percep', percep), ('l_style', style)) if v is not None})
+        if hasattr(self, 'net_t'):
+            self.output_t, lcr_target = self.run_teacher()
+            if self.cri_kd:
+                losses['l_kd'] = self.cri_kd(self.output, self.output_t)
+            if self.cri_lcr:
+                losses['l_lcr'] = self.cri_lcr(self.output, lcr_target)
+        return losses
+
+    @torch.no_grad()
+    def run_teacher(self):
+        """T(x) and, with LCR on, A^-1(T(A(x))), from one teacher pass over both inputs."""
+        if not self.cri_lcr:
+            return self.net_t(self.lq), None
+        chosen = lcr.draw_transforms(self.lq.shape[0], self.lcr_prob, self.rng)
+        both = self.net_t(torch.cat([self.lq, lcr.apply_transforms(self.lq, chosen)]))
+        plain, transformed = both.chunk(2)
+        return plain, lcr.invert_transforms(transformed, chosen)
+
+    def after_step(self, current_iter):
+        """Hook after the optimizer and EMA updates."""
+
+    # ----- test ------------------------------------------------------------------------------
+
+    def test(self):
+        window = self.opt['network_g'].get('window_size')
+        if not window:
+            return super().test()
+        lq = self.lq
+        self.lq = pad_to_multiple(lq, window)
+        super().test()
+        self.lq = lq
+        scale = self.opt.get('scale', 1)
+        self.output = self.output[..., :lq.shape[-2] * scale, :lq.shape[-1] * scale]
+
+    # ----- checkpoints -----------------------------------------------------------------------
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """BasicSR's state plus the frozen networks' sources and the model's RNG, written atomically."""
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [o.state_dict() for o in self.optimizers],
+            'schedulers': [s.state_dict() for s in self.schedulers],
+            'frozen_networks': self.frozen_sources,
+            'rng': self.rng.get_state(),
+        }
+        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        torch.save(state, path + '.tmp')
+        os.replace(path + '.tmp', path)
+
+    def resume_training(self, resume_state):
+        super().resume_training(resume_state)
+        recorded = resume_state.get('frozen_networks', {})
+        for network_key, net, load in self.deferred_networks:
+            if network_key not in recorded:
+                raise KeyError(f'the training state does not say which checkpoint {network_key} came from; '
+                               f"add 'ignore_resume_networks: [{network_key}]' under path to load "
+                               f'path.pretrain_{network_key} instead.')
+            source = recorded[network_key]
+            get_root_logger().info(f'Resume: {network_key} from {source["path"]}')
+            if source['path'] is not None:
+                load(net, source)
+            self.frozen_sources[network_key] = source
+        self.deferred_networks = []
+        if 'rng' in resume_state:
+            self.rng.set_state(resume_state['rng'].cpu())

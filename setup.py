@@ -1,0 +1,24 @@
+"""dckd: Dynamic Contrastive Knowledge Distillation for BasicSR.
+
+basicsr 1.4.2 must be installed first with `pip install --no-deps --no-build-isolation
+basicsr==1.4.2` (its metadata names the uninstallable tb-nightly); scripts/ensure_env.sh does it.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name='dckd',
+    version='0.1.0',
+    description='Dynamic Contrastive Knowledge Distillation (AAAI 2025) for image restoration, on BasicSR',
+    python_requires='>=3.9',
+    packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_losses', 'dckd_models']),
+    install_requires=['basicsr', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml'],
+    entry_points={
+        'console_scripts': [
+            'dckd-train=dckd.train:main',
+            'dckd-test=dckd.test:main',
+            'dckd-demo=dckd.demo.run:main',
+            'dckd-convert-vqgan=dckd.convert_vqgan:main',
+            'dckd-dropin=dckd.dropin:main',
+        ],
+    },
+)

@@ -1,0 +1,44 @@
+"""Shared test helpers: reference material beside the project, tiny networks and options."""
+import ast
+import os
+
+import pytest
+
+from dckd.registration import register_all
+
+register_all()
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(PROJECT_ROOT), 'shared')
+KEYS_DIR = os.path.join(SHARED, 'reference', 'keys')
+BENCHMARKS_DIR = os.path.join(SHARED, 'data', 'benchmarks')
+
+
+def reference_layout(name):
+    """{key: shape} of a published checkpoint from ../shared/reference/keys; skips when absent."""
+    path = os.path.join(KEYS_DIR, name)
+    if not os.path.isfile(path):
+        pytest.skip(f'reference listing {path} not available')
+    layout = {}
+    with open(path) as f:
+        for line in f:
+            key, shape = line.rstrip('\n').split('\t')
+            layout[key] = tuple(ast.literal_eval(shape))
+    return layout
+
+
+def benchmark_images(name):
+    """Paths of the real HR images of ../shared/data/benchmarks/<name>; skips when absent."""
+    folder = os.path.join(BENCHMARKS_DIR, name)
+    if not os.path.isdir(folder):
+        pytest.skip(f'benchmark images {folder} not available')
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith('.png'))
+
+
+TINY_VQGAN = dict(type='VQGANEncoder', ch=32, ch_mult=[1, 1, 2, 2, 4], num_res_blocks=1, z_channels=8, embed_dim=8,
+                  n_embed=16)
+
+
+def edsr(num_feat, num_block, scale):
+    return dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, upscale=scale,
+                res_scale=1, img_range=1., rgb_mean=[0.5, 0.5, 0.5])

@@ -1,0 +1,130 @@
+"""VQGAN encoder: the published key layout, one pass giving five features + latent, and loading of
+checkpoints built in the published layout (Lightning and plain), safely."""
+import os
+
+import pytest
+import torch
+
+from dckd.convert_vqgan import convert
+from dckd_arch.vqgan_arch import AttnBlock, VQGANEncoder, load_vqgan_encoder
+from conftest import reference_layout
+
+
+@pytest.fixture(scope='module')
+def published_encoder():
+    return VQGANEncoder()
+
+
+def random_state(layout, generator):
+    return {k: torch.randn(shape, generator=generator) for k, shape in layout.items()}
+
+
+def test_state_dict_matches_taming_vqmodel_encoder_layout(published_encoder):
+    expected = reference_layout('vqgan_f16_n1024_encoder.tsv')
+    actual = {k: tuple(v.shape) for k, v in published_encoder.state_dict().items()}
+    assert actual == expected
+    assert sum(v.numel() for v in published_encoder.state_dict().values()) == pytest.approx(29.6e6, rel=0.01)
+
+
+def test_one_pass_gives_the_five_level_features_and_the_latent_tokens(published_encoder):
+    with torch.no_grad():
+        features, latent = published_encoder(torch.rand(2, 3, 96, 96))
+    assert [tuple(f.shape) for f in features] == [(2, 128, 96, 96), (2, 128, 48, 48), (2, 256, 24, 24),
+                                                  (2, 256, 12, 12), (2, 512, 6, 6)]
+    assert tuple(latent.shape) == (2, 256, 6, 6)
+
+
+def test_attention_equals_taming_formula():
+    torch.manual_seed(0)
+    block = AttnBlock(32).eval()
+    x = torch.randn(2, 32, 5, 7)
+    with torch.no_grad():
+        h = block.norm(x)
+        q, k, v = (p(h).reshape(2, 32, 35) for p in (block.q, block.k, block.v))
+        weights = torch.softmax(torch.bmm(q.permute(0, 2, 1), k) * 32**-0.5, dim=2)  # (b, query, key)
+        expected = x + block.proj_out(torch.bmm(v, weights.permute(0, 2, 1)).reshape(2, 32, 5, 7))
+        assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+def test_input_range_option_rescales_zero_one_images():
+    torch.manual_seed(0)
+    taming = VQGANEncoder(ch=32, num_res_blocks=1, z_channels=8, embed_dim=8, n_embed=4, input_range=[-1, 1])
+    released = VQGANEncoder(ch=32, num_res_blocks=1, z_channels=8, embed_dim=8, n_embed=4, input_range=[0, 1])
+    released.load_state_dict(taming.state_dict())
+    img = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(taming(img)[1], released(img * 2 - 1)[1])
+    with pytest.raises(ValueError, match='input_range'):
+        VQGANEncoder(input_range=[0, 255])
+
+
+class LightningHParams:
+    """Stands for the training-code objects a Lightning checkpoint pickles beside the weights."""
+
+    def __init__(self):
+        self.base_learning_rate = 4.5e-6
+
+
+@pytest.fixture(scope='module')
+def lightning_checkpoint(tmp_path_factory):
+    layout = reference_layout('vqgan_f16_n1024_full_vqmodel.tsv')
+    generator = torch.Generator().manual_seed(1)
+    state = {k: (torch.randn(s, generator=generator) if not k.startswith(('decoder', 'loss')) else torch.zeros(s))
+             for k, s in layout.items()}
+    path = tmp_path_factory.mktemp('vqgan') / 'last.ckpt'
+    torch.save({'epoch': 3, 'global_step': 1000, 'pytorch-lightning_version': '1.0.8', 'state_dict': state,
+                'hparams': LightningHParams(), 'optimizer_states': [{}, {}], 'lr_schedulers': []}, path)
+    return path, state
+
+
+def test_loads_the_lightning_checkpoint_ignoring_decoder_and_loss(published_encoder, lightning_checkpoint):
+    path, state = lightning_checkpoint
+    load_vqgan_encoder(published_encoder, str(path))
+    loaded = published_encoder.state_dict()
+    assert torch.equal(loaded['quantize.embedding.weight'], state['quantize.embedding.weight'])
+    assert torch.equal(loaded['encoder.down.4.attn.1.proj_out.weight'], state['encoder.down.4.attn.1.proj_out.weight'])
+    assert all(torch.equal(loaded[k], state[k]) for k in loaded)
+
+
+def test_converter_writes_an_encoder_only_pth_that_loads_and_never_overwrites(published_encoder, lightning_checkpoint,
+                                                                               tmp_path):
+    path, state = lightning_checkpoint
+    out = tmp_path / 'vqgan_encoder.pth'
+    assert convert(str(path), str(out)) == 147
+    saved = torch.load(out, weights_only=True)['params']
+    assert set(saved) == set(reference_layout('vqgan_f16_n1024_encoder.tsv'))
+    fresh = VQGANEncoder()
+    load_vqgan_encoder(fresh, str(out))
+    assert torch.equal(fresh.codebook, state['quantize.embedding.weight'])
+    with pytest.raises(SystemExit, match='exists'):
+        convert(str(path), str(out))
+
+
+def test_a_missing_encoder_key_is_named(tmp_path):
+    layout = reference_layout('vqgan_f16_n1024_encoder.tsv')
+    state = {k: torch.zeros(s) for k, s in layout.items() if k != 'quant_conv.bias'}
+    path = tmp_path / 'broken.pth'
+    torch.save({'params': state}, path)
+    with pytest.raises(KeyError, match=r'lacks 1 encoder key.*quant_conv\.bias'):
+        load_vqgan_encoder(VQGANEncoder(), str(path))
+
+
+def test_a_missing_checkpoint_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='VQGAN checkpoint not found.*nowhere.ckpt'):
+        load_vqgan_encoder(VQGANEncoder(ch=32, num_res_blocks=1), str(tmp_path / 'nowhere.ckpt'))
+
+
+class RunsACommand:
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    payload = RunsACommand()
+    payload.marker = tmp_path / 'was_run'
+    path = tmp_path / 'evil.ckpt'
+    torch.save({'state_dict': {}, 'payload': payload}, path)
+    with pytest.raises(RuntimeError, match='cannot load VQGAN checkpoint'):
+        load_vqgan_encoder(VQGANEncoder(ch=32, num_res_blocks=1), str(path))
+    assert not payload.marker.exists()
