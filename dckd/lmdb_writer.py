@@ -23,6 +23,7 @@ def write_image_lmdb(lmdb_path, items, count=None, compress_level=1):
         shape = img.shape if img.ndim == 3 else img.shape + (1, )
         encoded.append((key, png.tobytes(), shape))
     total = sum(len(data) for _, data, _ in encoded)
+    os.makedirs(os.path.dirname(os.path.abspath(lmdb_path)), exist_ok=True)
     env = lmdb.open(lmdb_path, map_size=max(total * 2, 1 << 24))
     with env.begin(write=True) as txn:
         for key, data, _ in encoded:

@@ -1,0 +1,223 @@
+"""BasicSR's own pipelines driving dckd: train.py, exact resume, test.py, and the drop-in step."""
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import basicsr
+from basicsr.archs import build_network
+from dckd.lmdb_writer import write_image_lmdb
+from dckd.paired_data import paired_subimages
+from conftest import BENCHMARKS_DIR, PROJECT_ROOT, TINY_VQGAN, edsr
+
+pytestmark = pytest.mark.slow
+SCALE = 2
+
+
+def hr_images():
+    """Real Set5 photographs where ../shared is present, else a synthetic texture."""
+    folder = os.path.join(BENCHMARKS_DIR, 'Set5')
+    if os.path.isdir(folder):
+        return {os.path.splitext(f)[0]: cv2.imread(os.path.join(folder, f))[100:164, 100:164]
+                for f in sorted(os.listdir(folder))[:3]}
+    y, x = np.mgrid[0:64, 0:64]
+    return {'texture': np.stack([(127 + 120 * np.sin(x / (3 + c)) * np.cos(y / 5)) for c in range(3)], -1).astype(
+        np.uint8)}
+
+
+def paired_lmdbs(folder, split, patch, images=None):
+    pairs = [p for name, hr in (images or hr_images()).items() for p in paired_subimages(name, hr, SCALE, patch, patch)]
+    gt, lq = os.path.join(folder, f'{split}_gt.lmdb'), os.path.join(folder, f'{split}_lq.lmdb')
+    write_image_lmdb(gt, [(k, g) for k, g, _ in pairs])
+    write_image_lmdb(lq, [(k, low) for k, _, low in pairs])
+    return gt, lq
+
+
+def dataset(name, gt, lq, train):
+    opt = {'name': name, 'type': 'PairedImageDataset', 'dataroot_gt': gt, 'dataroot_lq': lq,
+           'io_backend': {'type': 'lmdb'}}
+    if train:
+        opt.update(gt_size=32, use_hflip=False, use_rot=False, num_worker_per_gpu=0, batch_size_per_gpu=2,
+                   dataset_enlarge_ratio=1, prefetch_mode=None)
+    return opt
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp('pipeline')
+    data = root / 'data'
+    train_gt, train_lq = paired_lmdbs(str(data), 'train', patch=32)
+    val_gt, val_lq = paired_lmdbs(str(data), 'val', patch=None)
+    torch.manual_seed(0)
+    teacher = edsr(16, 2, SCALE)
+    torch.save({'params': build_network(teacher).state_dict()}, root / 'teacher.pth')
+    torch.save({'params': build_network(TINY_VQGAN).state_dict()}, root / 'vqgan.pth')
+    return {'root': root, 'train': (train_gt, train_lq), 'val': (val_gt, val_lq), 'teacher': teacher}
+
+
+def dckd_options(workspace, name, total_iter, checkpoint_freq, val=True, train_set=None):
+    opt = {
+        'name': name, 'model_type': 'DCKDModel', 'scale': SCALE, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'train': dataset('tiny', *(train_set or workspace['train']), train=True)},
+        'network_g': edsr(8, 1, SCALE), 'network_t': workspace['teacher'], 'network_vqgan': dict(TINY_VQGAN),
+        'path': {'pretrain_network_g': None, 'resume_state': None,
+                 'pretrain_network_t': str(workspace['root'] / 'teacher.pth'),
+                 'pretrain_network_vqgan': str(workspace['root'] / 'vqgan.pth')},
+        'train': {
+            'ema_decay': 0.9,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [3], 'gamma': 0.5},
+            'total_iter': total_iter, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+            'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+            'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
+            'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1},
+            'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001},
+            'history': {'source': 'ema', 'attenuation': 0.1, 'steps': [1], 'milestones': []},
+            'negatives': {'num': 3, 'probs': {'noise': 1.0, 'blur': 0.5}},
+        },
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': checkpoint_freq, 'use_tb_logger': False},
+    }
+    if val:
+        opt['datasets']['val'] = dataset('tiny_val', *workspace['val'], train=False)
+        opt['val'] = {'val_freq': checkpoint_freq, 'save_img': False,
+                      'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': SCALE, 'test_y_channel': True}}}
+    return opt
+
+
+def run(command, cwd, opt_path, *extra, env=None):
+    result = subprocess.run(command + ['-opt', str(opt_path), *extra], cwd=cwd, capture_output=True, text=True,
+                            timeout=600, env=env)
+    return result
+
+
+def write_options(folder, opt):
+    path = folder / f'{opt["name"]}.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return path
+
+
+TRAIN = [sys.executable, os.path.join(PROJECT_ROOT, 'train.py')]
+
+
+def test_train_py_runs_dckd_with_validation_and_checkpoints(workspace, tmp_path):
+    opt_path = write_options(tmp_path, dckd_options(workspace, 'full_run', total_iter=4, checkpoint_freq=2))
+    result = run(TRAIN, tmp_path, opt_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    experiment = tmp_path / 'experiments' / 'full_run'
+    models = sorted(os.listdir(experiment / 'models'))
+    assert models == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth', 'net_history_2.pth', 'net_history_4.pth',
+                      'net_history_latest.pth']  # never the teacher or the VQGAN
+    assert sorted(os.listdir(experiment / 'training_states')) == ['2.state', '4.state']
+    log = next(f for f in os.listdir(experiment) if f.endswith('.log'))
+    text = (experiment / log).read_text()
+    assert 'Validation tiny_val' in text and '# psnr' in text
+    for key in ('l_pix', 'l_kd', 'l_lcr', 'l_dcl', 'l_ce'):
+        assert f'{key}: ' in text
+
+
+def test_resume_continues_exactly_where_it_stopped(workspace, tmp_path):
+    """2 + 2 iterations (stop, resume with --auto_resume) equal 4 uninterrupted ones: student, EMA,
+    history model and optimizer. Data are deterministic here (one image, crop = whole image, no flips;
+    BasicSR restarts the interrupted epoch on resume), so any difference comes from the model's own
+    state or random draws. No ignore_resume_networks is needed for the teacher and the VQGAN."""
+    one_pair = paired_lmdbs(str(tmp_path / 'one'), 'train', patch=None, images=dict([next(iter(hr_images().items()))]))
+    straight = dckd_options(workspace, 'straight', total_iter=4, checkpoint_freq=2, val=False, train_set=one_pair)
+    straight['datasets']['train'].update(gt_size=64, batch_size_per_gpu=1)  # crop = the whole image
+    result = run(TRAIN, tmp_path, write_options(tmp_path, straight))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    split = dict(straight, name='split')
+    split_first = yaml.safe_load(yaml.safe_dump(split))
+    split_first['train']['total_iter'] = 2
+    assert run(TRAIN, tmp_path, write_options(tmp_path, split_first)).returncode == 0
+    result = run(TRAIN, tmp_path, write_options(tmp_path, split), '--auto_resume')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Resuming training from epoch' in result.stdout + result.stderr
+
+    def load(name, file):
+        return torch.load(tmp_path / 'experiments' / name / file, weights_only=True)
+
+    for file, keys in (('models/net_g_4.pth', ('params', 'params_ema')), ('models/net_history_4.pth', ('params', ))):
+        a, b = load('straight', file), load('split', file)
+        for key in keys:
+            assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), (file, key)
+    a, b = load('straight', 'training_states/4.state'), load('split', 'training_states/4.state')
+    for state_a, state_b in zip(a['optimizers'][0]['state'].values(), b['optimizers'][0]['state'].values()):
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert torch.equal(a['rng'], b['rng'])
+
+
+def test_test_py_evaluates_a_trained_student(workspace, tmp_path):
+    train_opt = dckd_options(workspace, 'to_test', total_iter=2, checkpoint_freq=2, val=False)
+    assert run(TRAIN, tmp_path, write_options(tmp_path, train_opt)).returncode == 0
+    test_opt = {
+        'name': 'test_tiny', 'model_type': 'KDModel', 'scale': SCALE, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'test_1': dataset('tiny_val', *workspace['val'], train=False)},
+        'network_g': edsr(8, 1, SCALE),
+        'path': {'pretrain_network_g': str(tmp_path / 'experiments/to_test/models/net_g_latest.pth'),
+                 'param_key_g': 'params_ema', 'strict_load_g': True},
+        'val': {'save_img': True, 'suffix': None,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': SCALE, 'test_y_channel': True}}},
+    }
+    result = run([sys.executable, os.path.join(PROJECT_ROOT, 'test.py')], tmp_path, write_options(tmp_path, test_opt))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = tmp_path / 'results' / 'test_tiny'
+    assert len(os.listdir(results / 'visualization' / 'tiny_val')) == len(hr_images())
+    log = next(f for f in os.listdir(results) if f.endswith('.log'))
+    assert '# psnr' in (results / log).read_text()
+
+
+@pytest.fixture
+def basicsr_checkout(tmp_path):
+    """A BasicSR-like checkout: the installed basicsr 1.4.2 package copied into <fork>/basicsr."""
+    fork = tmp_path / 'fork'
+    shutil.copytree(os.path.dirname(basicsr.__file__), fork / 'basicsr',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    env = dict(os.environ, PYTHONPATH=str(fork))
+    return fork, env
+
+
+def dropin(*args):
+    return subprocess.run([sys.executable, '-m', 'dckd.dropin', *map(str, args)], capture_output=True, text=True)
+
+
+def test_dropin_makes_basicsr_train_py_of_a_checkout_train_dckd(workspace, basicsr_checkout):
+    fork, env = basicsr_checkout
+    assert dropin('install', fork).returncode == 0
+    opt_path = write_options(fork, dckd_options(workspace, 'in_fork', total_iter=2, checkpoint_freq=2))
+    result = run([sys.executable, 'basicsr/train.py'], fork, opt_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (fork / 'experiments/in_fork/models/net_history_latest.pth').exists()
+
+    assert dropin('remove', fork).returncode == 0
+    assert not any('dckd_ext' in f for d in ('archs', 'losses', 'models') for f in os.listdir(fork / 'basicsr' / d))
+    assert (fork / 'basicsr/models/sr_model.py').exists()
+
+
+def test_dropin_reports_a_fork_that_registers_one_of_our_names(workspace, basicsr_checkout):
+    fork, env = basicsr_checkout
+    (fork / 'basicsr/models/their_kd_model.py').write_text(
+        'from basicsr.utils.registry import MODEL_REGISTRY\n\n\n'
+        '@MODEL_REGISTRY.register()\nclass DCKDModel:\n    pass\n')
+    dropin('install', fork)
+    opt_path = write_options(fork, dckd_options(workspace, 'clash', total_iter=2, checkpoint_freq=2))
+    result = run([sys.executable, 'basicsr/train.py'], fork, opt_path, env=env)
+    assert result.returncode != 0
+    assert "cannot register 'DCKDModel'" in result.stderr and 'their_kd_model' in result.stderr
+
+
+def test_dropin_never_touches_files_it_did_not_write(basicsr_checkout):
+    fork, _ = basicsr_checkout
+    theirs = fork / 'basicsr/models/dckd_ext_model.py'
+    theirs.write_text('# the fork owns this file\n')
+    result = dropin('install', fork)
+    assert result.returncode != 0 and 'not written by dckd-dropin' in result.stderr
+    assert theirs.read_text() == '# the fork owns this file\n'
+    assert not (fork / 'basicsr/archs/dckd_ext_arch.py').exists()
