@@ -22,13 +22,15 @@ def load_checkpoint(path, what='checkpoint'):
     """Load a torch checkpoint on the CPU, tolerating foreign pickled objects (see module doc)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{what} not found: {path}')
+    serialization = torch.serialization
     try:
-        foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except (RuntimeError, ValueError):  # legacy (non-zip) files cannot be inspected
-        foreign = []
-    stubs = [(_inert_stub(name), name) for name in foreign]
-    try:
-        with torch.serialization.safe_globals(stubs):
+        if not hasattr(serialization, 'get_unsafe_globals_in_checkpoint'):  # torch < 2.5: no stubs
+            return torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            foreign = serialization.get_unsafe_globals_in_checkpoint(path)
+        except (RuntimeError, ValueError):  # legacy (non-zip) files cannot be inspected
+            foreign = []
+        with serialization.safe_globals([(_inert_stub(name), name) for name in foreign]):
             return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:
         raise RuntimeError(f'cannot load {what} {path} safely: {error}') from error
