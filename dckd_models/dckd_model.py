@@ -19,6 +19,24 @@ HISTORY_DEFAULTS = {'source': 'ema', 'attenuation': 0.1, 'steps': [1000, 2000, 3
 HISTORY_SOURCES = ('ema', 'student')
 
 
+def history_options(train_opt):
+    """`train.history` with defaults, checked; returns (options, schedule)."""
+    history = {**HISTORY_DEFAULTS, **train_opt.get('history', {})}
+    check_choice(history['source'], HISTORY_SOURCES, 'train.history.source')
+    if history['source'] == 'ema' and not train_opt.get('ema_decay', 0) > 0:
+        raise OptionError("train.history.source = 'ema' needs train.ema_decay > 0 (or use source: student).")
+    return history, HistorySchedule(history['steps'], history['milestones'])
+
+
+def negatives_options(train_opt, generator):
+    """`train.negatives`, checked; returns (number of negatives, degrader drawing from `generator`)."""
+    negatives = dict(train_opt.get('negatives', {}))
+    num = int(negatives.pop('num', 5))
+    if num < 1:
+        raise OptionError('train.negatives.num must be at least 1.')
+    return num, NegativeDegrader(generator, **negatives)
+
+
 @register(MODEL_REGISTRY)
 class DCKDModel(KDModel):
     """Adds, each optional:
@@ -49,15 +67,8 @@ class DCKDModel(KDModel):
                                   'encoder (type: VQGANEncoder).')
             check_checkpoint(opt, 'network_vqgan', 'the VQGAN encoder', required=False)
         if train_opt.get('contrastive_opt'):
-            history = {**HISTORY_DEFAULTS, **train_opt.get('history', {})}
-            check_choice(history['source'], HISTORY_SOURCES, 'train.history.source')
-            if history['source'] == 'ema' and not train_opt.get('ema_decay', 0) > 0:
-                raise OptionError("train.history.source = 'ema' needs train.ema_decay > 0 (or use source: student).")
-            HistorySchedule(history['steps'], history['milestones'])
-            negatives = dict(train_opt.get('negatives', {}))
-            if int(negatives.pop('num', 5)) < 1:
-                raise OptionError('train.negatives.num must be at least 1.')
-            NegativeDegrader(None, **negatives)
+            history_options(train_opt)
+            negatives_options(train_opt, generator=None)
 
     def init_training_settings(self):
         train_opt = self.opt['train']
@@ -66,18 +77,15 @@ class DCKDModel(KDModel):
         super().init_training_settings()
         if self.cri_dcl or self.cri_ce:
             self.net_vqgan = self.build_frozen('network_vqgan', self.load_vqgan)
-            if self.frozen_sources.get('network_vqgan', {}).get('path', '') is None:
+            source = self.frozen_sources.get('network_vqgan')  # absent while deferred to resume_training
+            if source is not None and source['path'] is None:
                 get_root_logger().warning('No path.pretrain_network_vqgan: the VQGAN encoder is RANDOMLY INITIALISED; '
                                           "DCR and DMM then work in a random feature space, not the paper's.")
         if self.cri_dcl:
-            history = {**HISTORY_DEFAULTS, **train_opt.get('history', {})}
-            self.history_source = history['source']
-            self.history_attenuation = history['attenuation']
-            self.history_schedule = HistorySchedule(history['steps'], history['milestones'])
+            history, self.history_schedule = history_options(train_opt)
+            self.history_source, self.history_attenuation = history['source'], history['attenuation']
             self.net_history = freeze(copy.deepcopy(self.history_source_net()))
-            negatives = dict(train_opt.get('negatives', {}))
-            self.num_negatives = int(negatives.pop('num', 5))
-            self.degrade = NegativeDegrader(self.rng, **negatives)
+            self.num_negatives, self.degrade = negatives_options(train_opt, self.rng)
 
     def load_vqgan(self, net, source):
         load_vqgan_encoder(net, source['path'])
