@@ -19,6 +19,10 @@ setup(
             'dckd-demo=dckd.demo.run:main',
             'dckd-convert-vqgan=dckd.convert_vqgan:main',
             'dckd-dropin=dckd.dropin:main',
+            'dckd-prepare=dckd.prepare.cli:main',
+            'dckd-evaluate=dckd.evaluate.cli:main',
+            'dckd-compare=dckd.figures.comparison:main',
+            'dckd-curves=dckd.figures.curves:main',
         ],
     },
 )

@@ -1,34 +1,79 @@
 """Writing images into LMDBs that BasicSR's LMDB backend reads (PNG bytes + meta_info.txt)."""
 import os
+import shutil
 
 import cv2
 import lmdb
-from tqdm import tqdm
 
 
-def write_image_lmdb(lmdb_path, items, count=None, compress_level=1):
-    """Write (key, BGR uint8 image) pairs to `lmdb_path` (must end with .lmdb and not exist).
+class ImageLmdbWriter:
+    """Streams (key, BGR uint8 image) pairs into `<path>`, which must end with .lmdb.
 
-    meta_info.txt gets one `<key>.png (h,w,c) <compress_level>` line per image, BasicSR's format.
+    Writes into `<path>.partial` and renames it on `close()`, so an interrupted run never leaves
+    something that looks finished. An existing `<path>` is refused unless `overwrite` is set (it
+    is then replaced only once the new one is complete). meta_info.txt gets one
+    `<key>.png (h,w,c) <compress_level>` line per image, BasicSR's format.
     """
-    if not lmdb_path.endswith('.lmdb'):
-        raise ValueError(f'LMDB folder names end with .lmdb: {lmdb_path}')
-    if os.path.exists(lmdb_path):
-        raise FileExistsError(f'{lmdb_path} exists; remove it or choose another output.')
-    encoded = []
-    for key, img in tqdm(items, total=count, unit='image', desc=f'encode {os.path.basename(lmdb_path)}'):
-        ok, png = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
+
+    def __init__(self, path, overwrite=False, compress_level=1, commit_every=256):
+        if not path.endswith('.lmdb'):
+            raise ValueError(f'LMDB folder names end with .lmdb: {path}')
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f'{path} exists; remove it or ask for overwrite (--overwrite).')
+        self.path, self.partial = path, path + '.partial'
+        shutil.rmtree(self.partial, ignore_errors=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.env = lmdb.open(self.partial, map_size=1 << 30)
+        self.compress_level, self.commit_every = compress_level, commit_every
+        self.pending, self.meta_lines, self.keys = [], [], set()
+
+    def put(self, key, img):
+        if key in self.keys:
+            raise KeyError(f'duplicate key {key} in {self.path}')
+        ok, png = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, self.compress_level])
         if not ok:
-            raise RuntimeError(f'could not encode image {key}')
-        shape = img.shape if img.ndim == 3 else img.shape + (1, )
-        encoded.append((key, png.tobytes(), shape))
-    total = sum(len(data) for _, data, _ in encoded)
-    os.makedirs(os.path.dirname(os.path.abspath(lmdb_path)), exist_ok=True)
-    env = lmdb.open(lmdb_path, map_size=max(total * 2, 1 << 24))
-    with env.begin(write=True) as txn:
-        for key, data, _ in encoded:
-            txn.put(key.encode('ascii'), data)
-    env.close()
-    with open(os.path.join(lmdb_path, 'meta_info.txt'), 'w') as meta:
-        meta.writelines(f'{key}.png ({h},{w},{c}) {compress_level}\n' for key, _, (h, w, c) in encoded)
-    return len(encoded)
+            raise RuntimeError(f'could not encode image {key} for {self.path}')
+        height, width = img.shape[:2]
+        channels = img.shape[2] if img.ndim == 3 else 1
+        self.keys.add(key)
+        self.pending.append((key.encode('ascii'), png.tobytes()))
+        self.meta_lines.append(f'{key}.png ({height},{width},{channels}) {self.compress_level}\n')
+        if len(self.pending) >= self.commit_every:
+            self._commit()
+
+    def _commit(self):
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for key, data in self.pending:
+                        txn.put(key, data)
+                break
+            except lmdb.MapFullError:  # grow the map and write the batch again
+                self.env.set_mapsize(self.env.info()['map_size'] * 2)
+        self.pending = []
+
+    def close(self):
+        self._commit()
+        self.env.close()
+        with open(os.path.join(self.partial, 'meta_info.txt'), 'w') as meta:
+            meta.writelines(self.meta_lines)
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.replace(self.partial, self.path)
+        return len(self.meta_lines)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, *_):
+        if error_type is None:
+            self.close()
+        else:
+            self.env.close()
+
+
+def write_image_lmdb(path, items, overwrite=False):
+    """Write an iterable of (key, image) to `path`; returns the number of images."""
+    with ImageLmdbWriter(path, overwrite) as writer:
+        for key, img in items:
+            writer.put(key, img)
+    return len(writer.meta_lines)

@@ -23,8 +23,8 @@ def skimage_photo_bgr(name):
 
 def _write_pairs(folder, split, names, patch, step):
     pairs = [p for name in names for p in paired_subimages(name, skimage_photo_bgr(name), SCALE, patch, step)]
-    write_image_lmdb(os.path.join(folder, f'{split}_gt.lmdb'), [(k, gt) for k, gt, _ in pairs], len(pairs))
-    write_image_lmdb(os.path.join(folder, f'{split}_lq_x{SCALE}.lmdb'), [(k, lq) for k, _, lq in pairs], len(pairs))
+    write_image_lmdb(os.path.join(folder, f'{split}_gt.lmdb'), [(k, gt) for k, gt, _ in pairs])
+    write_image_lmdb(os.path.join(folder, f'{split}_lq_x{SCALE}.lmdb'), [(k, lq) for k, _, lq in pairs])
     return len(pairs)
 
 

@@ -14,9 +14,6 @@ import subprocess
 import sys
 import time
 
-import cv2
-import lmdb
-import numpy as np
 import torch
 import yaml
 
@@ -54,23 +51,11 @@ def train(option_file, logger):
     return time.time() - start
 
 
-def read_lmdb_images(path):
-    with open(os.path.join(path, 'meta_info.txt')) as meta:
-        keys = [line.split('.')[0] for line in meta if line.strip()]
-    env = lmdb.open(path, readonly=True, lock=False)
-    with env.begin() as txn:
-        images = [cv2.imdecode(np.frombuffer(txn.get(k.encode()), np.uint8), cv2.IMREAD_COLOR) for k in keys]
-    env.close()
-    return images
-
-
 def results_table(rows, vqgan_note):
-    lines = ['| model | parameters | PSNR (dB) | SSIM | training time |', '|---|---|---|---|---|']
-    for name, params, psnr, ssim, seconds in rows:
-        params = f'{params / 1e3:.1f}k' if params else '-'
-        time_text = f'{seconds:.0f} s' if seconds is not None else '-'
-        lines.append(f'| {name} | {params} | {psnr:.2f} | {ssim:.4f} | {time_text} |')
-    return '\n'.join(lines) + f'\n\n{vqgan_note}\n'
+    header = ['model', 'parameters', 'PSNR (dB)', 'SSIM', 'training time']
+    cells = [[name, format_parameters(params), f'{psnr:.2f}', f'{ssim:.4f}', f'{seconds:.0f} s' if seconds else '-']
+             for name, params, psnr, ssim, seconds in rows]
+    return markdown_table(header, cells) + f'\n{vqgan_note}\n'
 
 
 def main():
@@ -78,28 +63,25 @@ def main():
     logger = logging.getLogger('dckd.demo')
     register_all()
     from dckd.demo.data import SCALE, prepare_demo_data
-    from dckd.evaluation import load_network, super_resolve, y_psnr_ssim
-    from dckd.paired_data import matlab_bicubic
+    from dckd.evaluate.benchmarks import load_pairs
+    from dckd.evaluate.models import BicubicModel, NetworkModel
+    from dckd.evaluate.table import evaluate, format_parameters, markdown_table
 
     os.chdir(repository_root())
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     logger.info(f'dckd demo on {device}; outputs under {os.getcwd()}/experiments')
     prepare_demo_data('datasets/demo', logger)
-    gts = read_lmdb_images('datasets/demo/val_gt.lmdb')
-    lqs = read_lmdb_images('datasets/demo/val_lq_x4.lmdb')
-
-    bicubic = [matlab_bicubic(lq, SCALE) for lq in lqs]
-    rows = [('bicubic', 0, *y_psnr_ssim(bicubic, gts, SCALE), None)]
+    pairs = load_pairs('datasets/demo/val_gt.lmdb', 'datasets/demo/val_lq_x4.lmdb')
+    rows = [('bicubic', 0, *evaluate(BicubicModel(SCALE), pairs, y_channel=True, border=SCALE), None)]
     for label, name, network_key in STEPS:
         option_file = os.path.join('options', 'demo', f'{name}.yml')
         logger.info(f'[{label}] training with {option_file}')
         seconds = train(option_file, logger)
         with open(option_file) as f:
             opt = yaml.safe_load(f)
-        net = load_network(opt[network_key], os.path.join('experiments', name, 'models', 'net_g_latest.pth'))
-        outputs = [super_resolve(net, lq, opt[network_key].get('window_size'), device) for lq in lqs]
-        params = sum(p.numel() for p in net.parameters())
-        rows.append((label, params, *y_psnr_ssim(outputs, gts, SCALE), seconds))
+        model = NetworkModel(label, opt[network_key], os.path.join('experiments', name, 'models', 'net_g_latest.pth'),
+                             device)
+        rows.append((label, model.parameters, *evaluate(model, pairs, y_channel=True, border=SCALE), seconds))
         logger.info(f'[{label}] done in {seconds:.0f} s: PSNR {rows[-1][2]:.2f} dB')
 
     vqgan_note = ('DCKD here uses a RANDOMLY INITIALISED, shrunk VQGAN encoder (no pretrained weights are '

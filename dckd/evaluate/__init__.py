@@ -1,0 +1,1 @@
+"""Evaluating restoration models on prepared benchmarks, in the paper's table layout."""

@@ -1,0 +1,40 @@
+"""Prepared benchmarks as (key, LQ, GT) pairs, from PNG folders or LMDBs."""
+import os
+
+from dckd.prepare.images import image_from_lmdb, list_images, lmdb_shapes, read_bgr, stem
+
+
+def _read_all(path):
+    if path.endswith('.lmdb'):
+        return {key: image_from_lmdb(path, key) for key in sorted(lmdb_shapes(path))}
+    return {stem(p): read_bgr(p) for p in list_images(path)}
+
+
+def resolve(spec, scale, root='datasets'):
+    """`NAME=GT,LQ` (explicit paths), or a NAME prepared by `dckd-prepare benchmark` under `root`
+    (GTmod12 + LRbicx<scale>, folders or LMDBs). Returns (name, gt path, lq path)."""
+    name, sep, paths = spec.partition('=')
+    if sep:
+        gt, _, lq = paths.partition(',')
+        if not lq:
+            raise ValueError(f'--benchmark {spec}: expected NAME=GT_PATH,LQ_PATH')
+    else:
+        for suffix in ('', '.lmdb'):
+            gt = os.path.join(root, name, f'GTmod12{suffix}')
+            lq = os.path.join(root, name, f'LRbicx{scale}{suffix}')
+            if os.path.exists(gt) and os.path.exists(lq):
+                break
+        else:
+            raise FileNotFoundError(f'--benchmark {name}: no {root}/{name}/GTmod12 and LRbicx{scale}; prepare it with '
+                                    f'`dckd-prepare benchmark <HR folder> --name {name}` or give NAME=GT,LQ')
+    for path in (gt, lq):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'--benchmark {spec}: {path} not found')
+    return name, gt, lq
+
+
+def load_pairs(gt_path, lq_path):
+    gts, lqs = _read_all(gt_path), _read_all(lq_path)
+    if set(gts) != set(lqs):
+        raise ValueError(f'{gt_path} and {lq_path} hold different images: {sorted(set(gts) ^ set(lqs))[:3]}')
+    return [(key, lqs[key], gts[key]) for key in sorted(gts)]

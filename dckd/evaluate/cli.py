@@ -1,0 +1,71 @@
+"""`dckd-evaluate`: models x benchmarks -> PSNR/SSIM table (printed, and written as .md and .csv).
+
+Example:
+  dckd-evaluate --scale 4 --benchmark Set5 --benchmark Set14 \\
+      --model bicubic --model DCKD=options/test/test_swinir_x4.yml --out results/swinir_x4
+"""
+import argparse
+import os
+
+import torch
+
+from dckd.registration import register_all
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='dckd-evaluate', description=__doc__.split('\n')[0][len('`dckd-evaluate`: '):],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('--model', action='append', required=True,
+                        help="'bicubic' or NAME=OPTIONS.yml[:CHECKPOINT] (network_g of the options file; the "
+                        'checkpoint defaults to its path.pretrain_network_g; params_ema first). Repeatable.')
+    parser.add_argument('--benchmark', action='append', required=True,
+                        help='NAME prepared under --root by dckd-prepare, or NAME=GT_PATH,LQ_PATH. Repeatable.')
+    parser.add_argument('--scale', type=int, default=1)
+    parser.add_argument('--task', choices=['sr', 'deblur', 'derain'], default='sr',
+                        help='metric convention: sr = Y channel, border = scale; deblur = RGB; derain = Y')
+    parser.add_argument('--root', default='datasets', help='where prepared benchmarks live')
+    parser.add_argument('--self-ensemble', action='store_true', help='x8 flips/rotations (networks only)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--out', help='write OUT.md and OUT.csv')
+    return parser
+
+
+def run(args):
+    from .benchmarks import load_pairs, resolve
+    from .metrics import convention
+    from .models import model_from_spec
+    from .table import evaluate, results_csv, results_markdown
+
+    if args.out and any(os.path.exists(args.out + ext) for ext in ('.md', '.csv')):
+        raise SystemExit(f'{args.out}.md or .csv exists; choose another --out')
+    benchmarks = [resolve(spec, args.scale, args.root) for spec in args.benchmark]  # all checked before any work
+    models = [model_from_spec(spec, args.scale, args.device, args.self_ensemble) for spec in args.model]
+    y_channel, border = convention(args.task, args.scale)
+    results = [(m.name, m.parameters, {}) for m in models]
+    for name, gt_path, lq_path in benchmarks:
+        pairs = load_pairs(gt_path, lq_path)
+        for model, (_, _, scores) in zip(models, results):
+            scores[name] = evaluate(model, pairs, y_channel, border, desc=f'{model.name} on {name}')
+            print(f'{model.name} on {name}: {scores[name][0]:.2f} dB / {scores[name][1]:.4f}', flush=True)
+    datasets = [name for name, _, _ in benchmarks]
+    table = results_markdown(results, datasets)
+    channel = 'Y channel' if y_channel else 'RGB'
+    note = f'\nPSNR (dB) / SSIM, {channel}, border {border}' + (', x8 self-ensemble' if args.self_ensemble else '')
+    print('\n' + table + note)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + '.md', 'w') as f:
+            f.write(table + note + '\n')
+        with open(args.out + '.csv', 'w') as f:
+            f.write(results_csv(results, datasets))
+    return results
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    register_all()
+    run(args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,91 @@
+"""What gets evaluated: a network from an options file and a BasicSR checkpoint, or bicubic."""
+import os
+
+import numpy as np
+import torch
+import yaml
+
+from basicsr.archs import build_network
+from basicsr.utils import img2tensor, tensor2img
+from dckd.checkpoint import extract_state_dict, load_checkpoint
+from dckd.paired_data import matlab_bicubic
+from dckd_models.kd_model import pad_to_multiple
+
+
+def load_network(network_opt, checkpoint_path, param_key='params_ema'):
+    """Build `network_opt` and load `param_key` (falling back to `params`) from a BasicSR checkpoint."""
+    net = build_network(network_opt)
+    checkpoint = load_checkpoint(checkpoint_path, 'network checkpoint')
+    key = param_key if param_key in checkpoint else 'params'
+    net.load_state_dict(extract_state_dict(checkpoint, key), strict=True)
+    return net.eval()
+
+
+class NetworkModel:
+    """A trained network; windowed networks (SwinIR) get padded inputs and cropped outputs."""
+
+    def __init__(self, name, network_opt, checkpoint_path, device='cpu', self_ensemble=False):
+        self.name, self.device, self.self_ensemble = name, device, self_ensemble
+        self.net = load_network(network_opt, checkpoint_path).to(device)
+        self.window_size = network_opt.get('window_size')
+        self.parameters = sum(p.numel() for p in self.net.parameters())
+
+    @torch.no_grad()
+    def _forward(self, lq):
+        padded = pad_to_multiple(lq, self.window_size) if self.window_size else lq
+        out = self.net(padded)
+        scale = out.shape[-1] // padded.shape[-1]
+        return out[..., :lq.shape[-2] * scale, :lq.shape[-1] * scale]
+
+    def restore(self, lq_bgr):
+        """uint8 BGR in, uint8 BGR out."""
+        lq = img2tensor(lq_bgr.astype(np.float32) / 255., bgr2rgb=True, float32=True).unsqueeze(0).to(self.device)
+        out = self_ensemble(self._forward, lq) if self.self_ensemble else self._forward(lq)
+        return tensor2img(out.clamp(0, 1))
+
+
+class BicubicModel:
+    """MATLAB-bicubic upsampling: the baseline every SR table starts with."""
+
+    parameters = 0
+
+    def __init__(self, scale, name='bicubic'):
+        self.name, self.scale = name, scale
+
+    def restore(self, lq_bgr):
+        return matlab_bicubic(lq_bgr, self.scale)
+
+
+def self_ensemble(forward, images):
+    """Mean over the 8 flips/rotations (x8), each output mapped back before averaging."""
+    outputs = []
+    for transpose in (False, True):
+        for flips in ([], [-1], [-2], [-2, -1]):
+            x = images.transpose(-2, -1) if transpose else images
+            x = x.flip(flips) if flips else x
+            y = forward(x)
+            y = y.flip(flips) if flips else y
+            outputs.append(y.transpose(-2, -1) if transpose else y)
+    return torch.stack(outputs).mean(0)
+
+
+def model_from_spec(spec, scale, device='cpu', self_ensemble=False):
+    """`bicubic`, or `NAME=OPTIONS.yml[:CHECKPOINT]`: `network_g` of the options file, weights from
+    CHECKPOINT or else the file's `path.pretrain_network_g` (`params_ema` first)."""
+    if spec == 'bicubic':
+        return BicubicModel(scale)
+    name, sep, source = spec.partition('=')
+    if not sep:
+        raise ValueError(f"--model {spec}: expected 'bicubic' or NAME=OPTIONS.yml[:CHECKPOINT]")
+    options_file, _, checkpoint = source.partition(':')
+    if not os.path.isfile(options_file):
+        raise FileNotFoundError(f'--model {spec}: options file not found: {options_file}')
+    with open(options_file) as f:
+        opt = yaml.safe_load(f)
+    checkpoint = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
+    if not checkpoint:
+        raise ValueError(f'--model {spec}: give a checkpoint (NAME=OPTIONS.yml:CHECKPOINT); '
+                         f'{options_file} sets no path.pretrain_network_g')
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'--model {spec}: checkpoint not found: {checkpoint}')
+    return NetworkModel(name, opt['network_g'], checkpoint, device, self_ensemble)

@@ -1,0 +1,1 @@
+"""Figures drawn with OpenCV (already a dependency): visual comparisons and training curves."""

@@ -1,0 +1,1 @@
+"""`dckd-prepare <family> ...`: public data sets -> BasicSR LMDBs / folders, checked afterwards."""
