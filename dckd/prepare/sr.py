@@ -1,7 +1,7 @@
 """Super-resolution data: DIV2K sub-image LMDBs, benchmark folders, and any folder of HR images."""
 import functools
+import multiprocessing
 import os
-from multiprocessing import Pool
 
 import numpy as np
 from tqdm import tqdm
@@ -31,7 +31,8 @@ def write_bicubic_pairs(hr_paths, gt_path, lq_paths, patch=None, step=None, over
         writers = {'gt': open_writer(gt_path, overwrite), **{s: open_writer(lq_paths[s], overwrite) for s in scales}}
         expected = 0
         make = functools.partial(_pairs_of, scales=scales, patch=patch, step=step, mod=mod)
-        with Pool(workers) if workers > 1 else _InProcess() as pool:
+        # spawn, not fork: forking after torch/BLAS started their thread pools can deadlock
+        with multiprocessing.get_context('spawn').Pool(workers) if workers > 1 else _InProcess() as pool:
             for pairs in tqdm(pool.imap(make, hr_paths), total=len(hr_paths), unit='image', desc=what):
                 for key, gt, lqs in pairs:
                     writers['gt'].put(key, gt)
