@@ -169,3 +169,18 @@ def test_training_curves_from_basicsr_logs_and_from_tensorboard_events(tmp_path)
     out = tmp_path / 'curves.png'
     curves.main([str(logged), str(with_events), '--metric', 'psnr', '--out', str(out)])
     assert cv2.imread(str(out)).shape == (520, 900, 3)
+
+
+def test_a_teacher_is_evaluated_from_the_training_options_with_at_network_t(tmp_path):
+    teacher, student = edsr(16, 1, 2), edsr(8, 1, 2)
+    torch.save({'params': build_network(teacher).state_dict()}, tmp_path / 'teacher.pth')
+    options = tmp_path / 'train.yml'
+    import yaml
+    options.write_text(yaml.safe_dump({'network_g': student, 'network_t': teacher,
+                                       'path': {'pretrain_network_t': str(tmp_path / 'teacher.pth')}}))
+    from dckd.evaluate.models import model_from_spec
+    model = model_from_spec(f'Teacher={options}@network_t', scale=2)
+    expected = sum(v.numel() for v in torch.load(tmp_path / 'teacher.pth', weights_only=True)['params'].values())
+    assert model.parameters == expected
+    with pytest.raises(ValueError, match='pretrain_network_g'):
+        model_from_spec(f'Student={options}', scale=2)

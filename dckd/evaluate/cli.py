@@ -16,8 +16,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='dckd-evaluate', description=__doc__.split('\n')[0][len('`dckd-evaluate`: '):],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('--model', action='append', required=True,
-                        help="'bicubic' or NAME=OPTIONS.yml[:CHECKPOINT] (network_g of the options file; the "
-                        'checkpoint defaults to its path.pretrain_network_g; params_ema first). Repeatable.')
+                        help="'bicubic' or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]: network_g (or NETWORK_KEY, "
+                        'e.g. network_t) of the options file; the checkpoint defaults to its '
+                        'path.pretrain_<NETWORK_KEY>; params_ema first. Repeatable.')
     parser.add_argument('--benchmark', action='append', required=True,
                         help='NAME prepared under --root by dckd-prepare, or NAME=GT_PATH,LQ_PATH. Repeatable.')
     parser.add_argument('--scale', type=int, default=1)

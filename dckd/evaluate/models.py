@@ -70,22 +70,27 @@ def self_ensemble(forward, images):
 
 
 def model_from_spec(spec, scale, device='cpu', self_ensemble=False):
-    """`bicubic`, or `NAME=OPTIONS.yml[:CHECKPOINT]`: `network_g` of the options file, weights from
-    CHECKPOINT or else the file's `path.pretrain_network_g` (`params_ema` first)."""
+    """`bicubic`, or `NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]`: the network `NETWORK_KEY`
+    (default `network_g`; `network_t` for the teacher) of an options file, with weights from
+    CHECKPOINT or else the file's `path.pretrain_<NETWORK_KEY>` (`params_ema` first)."""
     if spec == 'bicubic':
         return BicubicModel(scale)
     name, sep, source = spec.partition('=')
     if not sep:
-        raise ValueError(f"--model {spec}: expected 'bicubic' or NAME=OPTIONS.yml[:CHECKPOINT]")
-    options_file, _, checkpoint = source.partition(':')
+        raise ValueError(f"--model {spec}: expected 'bicubic' or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]")
+    options_part, _, checkpoint = source.partition(':')
+    options_file, _, network_key = options_part.partition('@')
+    network_key = network_key or 'network_g'
     if not os.path.isfile(options_file):
         raise FileNotFoundError(f'--model {spec}: options file not found: {options_file}')
     with open(options_file) as f:
         opt = yaml.safe_load(f)
-    checkpoint = checkpoint or (opt.get('path') or {}).get('pretrain_network_g')
+    if network_key not in opt:
+        raise KeyError(f'--model {spec}: {options_file} has no {network_key}')
+    checkpoint = checkpoint or (opt.get('path') or {}).get(f'pretrain_{network_key}')
     if not checkpoint:
         raise ValueError(f'--model {spec}: give a checkpoint (NAME=OPTIONS.yml:CHECKPOINT); '
-                         f'{options_file} sets no path.pretrain_network_g')
+                         f'{options_file} sets no path.pretrain_{network_key}')
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'--model {spec}: checkpoint not found: {checkpoint}')
-    return NetworkModel(name, opt['network_g'], checkpoint, device, self_ensemble)
+    return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble)
