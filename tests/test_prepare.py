@@ -130,13 +130,22 @@ def test_user_folder_to_paired_sub_image_lmdbs(tmp_path):
     assert set(lmdb_shapes(str(tmp_path / 'out/lq_x4.lmdb')).values()) == {(12, 12, 3)}
 
 
-def gopro_like(root, sequences=('GOPR0372_07_00', 'GOPR0384_11_01'), frames=2, size=(96, 160)):
+def photographs(count, size):
+    """Real BSD68 crops where ../shared is present, else textured synthetic images."""
+    source = os.path.join(BENCHMARKS_DIR, 'BSD68')
+    if os.path.isdir(source):
+        return [cv2.imread(os.path.join(source, n))[:size[0], :size[1]] for n in sorted(os.listdir(source))[:count]]
     y, x = np.mgrid[0:size[0], 0:size[1]]
+    return [np.stack([127 + 100 * np.sin(x / (3 + c + i)) * np.cos(y / 5) for c in range(3)], -1).astype(np.uint8)
+            for i in range(count)]
+
+
+def gopro_like(root, sequences=('GOPR0372_07_00', 'GOPR0384_11_01'), frames=2, size=(96, 160)):
+    sharp_frames = iter(photographs(2 * len(sequences) * frames, size))
     for split in ('train', 'test'):
-        for s, sequence in enumerate(sequences):
+        for sequence in sequences:
             for f in range(frames):
-                sharp = np.stack([127 + 100 * np.sin(x / (3 + c + f)) * np.cos(y / (5 + s)) for c in range(3)], -1)
-                sharp = sharp.astype(np.uint8)
+                sharp = next(sharp_frames)
                 for kind, img in (('sharp', sharp), ('blur', cv2.GaussianBlur(sharp, (7, 7), 2))):
                     os.makedirs(root / split / sequence / kind, exist_ok=True)
                     cv2.imwrite(str(root / split / sequence / kind / f'{f:06d}.png'), img)
@@ -155,6 +164,12 @@ def test_gopro_train_crops_and_whole_test_pairs(tmp_path):
     blurred = image_from_lmdb(str(tmp_path / 'GoPro/test/input.lmdb'), 'GOPR0384_11_01_000001')
     source = cv2.imread(str(root / 'test/GOPR0384_11_01/blur/000001.png'))
     assert np.array_equal(blurred, source)
+    dataset = PairedImageDataset({
+        'dataroot_gt': str(tmp_path / 'GoPro/train/sharp_crops.lmdb'),
+        'dataroot_lq': str(tmp_path / 'GoPro/train/blur_crops.lmdb'),
+        'io_backend': {'type': 'lmdb'}, 'phase': 'train', 'scale': 1, 'gt_size': 48, 'use_hflip': True,
+        'use_rot': True})
+    assert dataset[0]['gt'].shape == dataset[0]['lq'].shape == (3, 48, 48)
 
 
 def test_gopro_unmatched_frames_are_an_error(tmp_path):
@@ -165,13 +180,15 @@ def test_gopro_unmatched_frames_are_an_error(tmp_path):
 
 
 def test_rain13k_train_and_the_test_sets_present(tmp_path, capsys):
-    rng = np.random.default_rng(0)
+    clean = photographs(3, (40, 60))
+    streaks = np.zeros((40, 60, 3), np.uint8)
+    streaks[:, ::7] = 80  # vertical "rain"
     for folder in ('train/Rain13K', 'test/Rain100L'):
         for kind in ('input', 'target'):
             os.makedirs(tmp_path / 'Datasets' / folder / kind)
-            for i in range(3):
-                cv2.imwrite(str(tmp_path / 'Datasets' / folder / kind / f'{i}.jpg'),
-                            rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+            for i, img in enumerate(clean):
+                rainy = cv2.add(img, streaks) if kind == 'input' else img
+                cv2.imwrite(str(tmp_path / 'Datasets' / folder / kind / f'{i}.png'), rainy)
     counts = pairs.prepare_rain13k(str(tmp_path / 'Datasets'), str(tmp_path / 'Rain13K'))
     assert counts == {'Rain13K train': 3, 'Rain100L': 3}
     assert 'skipped: Test100, Rain100H, Test2800, Test1200' in capsys.readouterr().out
