@@ -14,7 +14,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
 from . import label_consistency as lcr
 from .frozen import checkpoint_source, freeze, path_rewritten_by_resume
-from .option_checks import check_checkpoint, check_scales, check_windows
+from .option_checks import OptionError, check_checkpoint, check_scales, check_windows
+from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 
 
 def build_optional_loss(train_opt, key, extra_keys=()):
@@ -68,6 +69,9 @@ class KDModel(SRModel):
             networks.append('network_t')
         check_scales(opt, networks)
         check_windows(opt, networks)
+        optim_type = opt['train'].get('optim_g', {}).get('type')
+        if not isinstance(getattr(torch.optim, str(optim_type), None), type):
+            raise OptionError(f"train.optim_g.type: torch.optim has no optimizer '{optim_type}'")
 
     # ----- setup -----------------------------------------------------------------------------
 
@@ -76,6 +80,7 @@ class KDModel(SRModel):
         self.cri_kd, _ = build_optional_loss(train_opt, 'kd_opt')
         self.cri_lcr, lcr_extras = build_optional_loss(train_opt, 'lcr_opt', extra_keys=('prob', ))
         self.lcr_prob = lcr_extras.get('prob', 0.5)
+        self.progressive = ProgressivePatches(**train_opt['progressive']) if train_opt.get('progressive') else None
         self.frozen_sources = {}
         self.deferred_networks = []
         # the model's own random stream (degradations, LCR transforms): per rank, and saved with
@@ -85,6 +90,19 @@ class KDModel(SRModel):
         if self.needs_teacher(self.opt):
             self.net_t = self.build_frozen('network_t', self.load_teacher)
         super().init_training_settings()
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """Any torch.optim optimizer by name (BasicSR 1.4.2 knows only Adam; NAFNet and Restormer
+        train with AdamW)."""
+        return getattr(torch.optim, optim_type)(params, lr, **kwargs)  # name checked in check_options
+
+    def setup_schedulers(self):
+        """BasicSR's schedulers, plus CosineAnnealingRestartCyclicLR (Restormer's recipe)."""
+        scheduler_opt = self.opt['train']['scheduler']
+        if scheduler_opt.get('type') != 'CosineAnnealingRestartCyclicLR':
+            return super().setup_schedulers()
+        options = {k: v for k, v in scheduler_opt.items() if k != 'type'}
+        self.schedulers = [CosineAnnealingRestartCyclicLR(o, **options) for o in self.optimizers]
 
     def load_teacher(self, net, source):
         self.load_network(net, source['path'], source['strict'], source['param_key'])
@@ -105,6 +123,8 @@ class KDModel(SRModel):
     # ----- training step ---------------------------------------------------------------------
 
     def optimize_parameters(self, current_iter):
+        if self.progressive:
+            self.lq, self.gt = self.progressive.crop(self.lq, self.gt, current_iter, self.opt.get('scale', 1), self.rng)
         self.optimizer_g.zero_grad()
         self.output = self.net_g(self.lq)
         losses = self.compute_losses()

@@ -1,0 +1,57 @@
+"""Training schedules BasicSR 1.4.2 cannot express, needed by the teachers' original recipes."""
+import bisect
+import math
+
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+
+
+class CosineAnnealingRestartCyclicLR(LRScheduler):
+    """Cosine cycles of `periods` iterations, each from `restart_weights[i]` x the base lr down to
+    its own `eta_mins[i]` (Restormer's schedule: 92k iterations at 3e-4, then cosine to 1e-6)."""
+
+    def __init__(self, optimizer, periods, restart_weights=(1, ), eta_mins=(0, ), last_epoch=-1):
+        if not len(periods) == len(restart_weights) == len(eta_mins):
+            raise ValueError('train.scheduler: periods, restart_weights and eta_mins need the same length')
+        self.periods, self.restart_weights, self.eta_mins = list(periods), list(restart_weights), list(eta_mins)
+        self.cumulative = [sum(self.periods[:i + 1]) for i in range(len(self.periods))]
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        # an iteration equal to a cycle's end still belongs to it (Restormer's convention)
+        cycle = min(bisect.bisect_left(self.cumulative, self.last_epoch), len(self.periods) - 1)
+        start = self.cumulative[cycle] - self.periods[cycle]
+        progress = min((self.last_epoch - start) / self.periods[cycle], 1.0)
+        weight, floor = self.restart_weights[cycle], self.eta_mins[cycle]
+        return [floor + weight * 0.5 * (base - floor) * (1 + math.cos(math.pi * progress)) for base in self.base_lrs]
+
+
+class ProgressivePatches:
+    """Restormer's progressive training: after `milestones[i-1]`, each step trains on `batch_sizes[i]`
+    randomly chosen samples of the loaded batch, cropped to `gt_sizes[i]` at one random position.
+    The loader delivers the largest patch and batch; this only shrinks them, as Restormer does.
+    """
+
+    def __init__(self, milestones, gt_sizes, batch_sizes):
+        if not len(gt_sizes) == len(batch_sizes) == len(milestones) + 1:
+            raise ValueError('train.progressive needs one more gt_size and batch_size than milestones')
+        self.milestones, self.gt_sizes, self.batch_sizes = list(milestones), list(gt_sizes), list(batch_sizes)
+
+    def stage(self, iteration):
+        index = bisect.bisect_left(self.milestones, iteration)
+        return self.gt_sizes[index], self.batch_sizes[index]
+
+    def crop(self, lq, gt, iteration, scale, generator):
+        gt_size, batch_size = self.stage(iteration)
+        if gt.shape[0] < batch_size or gt.shape[-1] < gt_size or gt.shape[-2] < gt_size:
+            raise ValueError(f'train.progressive asks for {batch_size} x {gt_size}px at iteration {iteration}, '
+                             f'but the loader gives {gt.shape[0]} x {tuple(gt.shape[-2:])}: set datasets.train '
+                             'gt_size and batch_size_per_gpu to the largest stage')
+        device = generator.device
+        keep = torch.randperm(gt.shape[0], generator=generator, device=device)[:batch_size].to(gt.device)
+        lq_size = gt_size // scale
+        top = int(torch.randint(0, lq.shape[-2] - lq_size + 1, (1, ), generator=generator, device=device))
+        left = int(torch.randint(0, lq.shape[-1] - lq_size + 1, (1, ), generator=generator, device=device))
+        lq = lq[keep, :, top:top + lq_size, left:left + lq_size]
+        gt = gt[keep, :, top * scale:(top + lq_size) * scale, left * scale:(left + lq_size) * scale]
+        return lq, gt
