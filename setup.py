@@ -10,7 +10,7 @@ setup(
     version='0.1.0',
     description='Dynamic Contrastive Knowledge Distillation (AAAI 2025) for image restoration, on BasicSR',
     python_requires='>=3.9',
-    packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_losses', 'dckd_models']),
+    packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models']),
     install_requires=['basicsr', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml'],
     entry_points={
         'console_scripts': [

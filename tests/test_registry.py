@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, Registry
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, Registry
 from dckd.registry import register
 
 OURS = {
@@ -10,6 +10,7 @@ OURS = {
     LOSS_REGISTRY: {'DynamicContrastiveLoss': 'dckd_losses.contrastive_loss',
                     'DistributionMappingLoss': 'dckd_losses.distribution_loss'},
     MODEL_REGISTRY: {'KDModel': 'dckd_models.kd_model', 'DCKDModel': 'dckd_models.dckd_model'},
+    DATASET_REGISTRY: {'PaddedPairedImageDataset': 'dckd_data.padded_paired_dataset'},
 }
 
 
