@@ -48,7 +48,7 @@ def is_official_rcan(state_dict):
 
 
 def _fmt(values):
-    return '(' + ', '.join(f'{float(v):.6g}' for v in values) + ')'
+    return '(' + ', '.join(f'{float(v):.7g}' for v in values) + ')'
 
 
 def _check_mean_shift(state_dict):
