@@ -18,6 +18,7 @@ setup(
             'dckd-test=dckd.test:main',
             'dckd-demo=dckd.demo.run:main',
             'dckd-convert-vqgan=dckd.convert_vqgan:main',
+            'dckd-convert-rcan=dckd.convert_rcan:main',
             'dckd-dropin=dckd.dropin:main',
             'dckd-prepare=dckd.prepare.cli:main',
             'dckd-evaluate=dckd.evaluate.cli:main',

@@ -11,6 +11,8 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from dckd.checkpoint import load_checkpoint
+from dckd.convert_rcan import is_official_rcan, official_to_basicsr
 from dckd.registry import register
 from . import label_consistency as lcr
 from .frozen import checkpoint_source, freeze, path_rewritten_by_resume
@@ -105,7 +107,15 @@ class KDModel(SRModel):
         self.schedulers = [CosineAnnealingRestartCyclicLR(o, **options) for o in self.optimizers]
 
     def load_teacher(self, net, source):
-        self.load_network(net, source['path'], source['strict'], source['param_key'])
+        """BasicSR checkpoints as usual; official RCAN files (EDSR-PyTorch layout, `RCAN_BIX4.pt`)
+        are converted on the fly (dckd-convert-rcan does it once, to a file)."""
+        checkpoint = load_checkpoint(source['path'], 'teacher checkpoint')
+        if is_official_rcan(checkpoint):
+            converted, _ = official_to_basicsr(checkpoint)
+            get_root_logger().info(f'Teacher: converted the official RCAN checkpoint {source["path"]} on the fly')
+            net.load_state_dict(converted, strict=source['strict'])
+        else:
+            self.load_network(net, source['path'], source['strict'], source['param_key'])
 
     def build_frozen(self, network_key, load):
         """Build `network_key`, freeze it, load its checkpoint (or defer that to resume_training)."""

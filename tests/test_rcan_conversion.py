@@ -259,3 +259,15 @@ def test_cli_refuses_a_basicsr_file(official_file, tmp_path):
     main([path, converted])
     with pytest.raises(SystemExit, match='not an official RCAN checkpoint'):
         main([converted, str(tmp_path / 'again.pth')])
+
+
+def test_a_teacher_option_pointing_at_an_official_rcan_file_is_converted_on_the_fly(official_file, tmp_path):
+    from dckd_models import KDModel
+    from test_models import make_opt
+    path, official = official_file
+    converted, info = official_to_basicsr(official)
+    opt = make_opt(tmp_path, teacher=dict(info), terms=('kd', ))
+    opt['scale'] = opt['network_g']['upscale'] = info['upscale']
+    opt['path']['pretrain_network_t'] = path
+    model = KDModel(opt)
+    assert all(torch.equal(v, converted[k]) for k, v in model.net_t.state_dict().items())

@@ -61,7 +61,7 @@ def tiny_network(name, seed=0):
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in network.parameters():
-            parameter.copy_(0.2 * torch.randn(parameter.shape, generator=generator))
+            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=generator))
     return network
 
 
