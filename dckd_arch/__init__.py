@@ -7,6 +7,8 @@ from dckd import compat
 
 compat.install()
 
+from .nafnet_arch import NAFNet  # noqa: E402
+from .restormer_arch import Restormer  # noqa: E402
 from .vqgan_arch import VQGANEncoder  # noqa: E402
 
-__all__ = ['VQGANEncoder']
+__all__ = ['NAFNet', 'Restormer', 'VQGANEncoder']

@@ -6,7 +6,8 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from dckd.registry import register
 
 OURS = {
-    ARCH_REGISTRY: {'VQGANEncoder': 'dckd_arch.vqgan_arch'},
+    ARCH_REGISTRY: {'VQGANEncoder': 'dckd_arch.vqgan_arch', 'NAFNet': 'dckd_arch.nafnet_arch',
+                    'Restormer': 'dckd_arch.restormer_arch'},
     LOSS_REGISTRY: {'DynamicContrastiveLoss': 'dckd_losses.contrastive_loss',
                     'DistributionMappingLoss': 'dckd_losses.distribution_loss'},
     MODEL_REGISTRY: {'KDModel': 'dckd_models.kd_model', 'DCKDModel': 'dckd_models.dckd_model'},
