@@ -36,6 +36,18 @@ def load_checkpoint(path, what='checkpoint'):
         raise RuntimeError(f'cannot load {what} {path} safely: {error}') from error
 
 
+def save_atomically(obj, path):
+    """torch.save through `<path>.tmp` and a rename: an interrupted write never leaves a
+    truncated file under `path` (nor a stray .tmp)."""
+    tmp_path = path + '.tmp'
+    try:
+        torch.save(obj, tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
 def extract_state_dict(checkpoint, param_key=None):
     """The weights inside a checkpoint: `param_key` if given, else `state_dict` (Lightning),
     `params_ema`/`params` (BasicSR), or the checkpoint itself when it is a flat state dict."""

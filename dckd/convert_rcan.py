@@ -13,7 +13,7 @@ import re
 
 import torch
 
-from dckd.checkpoint import extract_state_dict, load_checkpoint
+from dckd.checkpoint import extract_state_dict, load_checkpoint, save_atomically
 
 RGB_RANGE = 255.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean; RCAN's default and BasicSR RCAN's default
@@ -185,13 +185,7 @@ def convert(checkpoint_path, output_path, force=False):
         converted, info = official_to_basicsr(checkpoint)
     except ValueError as error:
         raise SystemExit(f'cannot convert {checkpoint_path}: {error}') from error
-    tmp_path = output_path + '.tmp'
-    try:
-        torch.save({'params': converted}, tmp_path)
-        os.replace(tmp_path, output_path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    save_atomically({'params': converted}, output_path)
     return info
 
 

@@ -7,19 +7,16 @@ checks them against VQGANEncoder's layout, and saves `{'params': ...}` for
 import argparse
 import os
 
-import torch
-
 
 def convert(checkpoint_path, output_path, force=False, **arch_options):
+    from dckd.checkpoint import save_atomically
     from dckd_arch.vqgan_arch import VQGANEncoder, load_vqgan_encoder
 
     if os.path.exists(output_path) and not force:
         raise SystemExit(f'{output_path} exists; pass --force to replace it.')
     net = VQGANEncoder(**arch_options)
     load_vqgan_encoder(net, checkpoint_path)  # strict: fails naming missing or mis-shaped keys
-    tmp_path = output_path + '.tmp'
-    torch.save({'params': net.state_dict()}, tmp_path)
-    os.replace(tmp_path, output_path)
+    save_atomically({'params': net.state_dict()}, output_path)
     return len(net.state_dict())
 
 

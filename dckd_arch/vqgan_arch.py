@@ -5,7 +5,6 @@ the published checkpoint loads key for key. One pass returns what DCR needs (the
 first residual block at each of the five resolutions, before the lowest level's attention, as in
 the released code) and what the DMM needs (the latent after `quant_conv`).
 """
-import torch
 from torch import nn
 from torch.nn import functional as F
 

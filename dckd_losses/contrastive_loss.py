@@ -1,5 +1,4 @@
 """Dynamic contrastive regularization (DCR): pull towards the teacher, push from the negatives."""
-import torch
 from torch import nn
 
 from basicsr.utils.registry import LOSS_REGISTRY

@@ -11,7 +11,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd.checkpoint import load_checkpoint
+from dckd.checkpoint import load_checkpoint, save_atomically
 from dckd.convert_rcan import is_official_rcan, official_to_basicsr
 from dckd.registry import register
 from . import label_consistency as lcr
@@ -202,9 +202,7 @@ class KDModel(SRModel):
             'frozen_networks': self.frozen_sources,
             'rng': self.rng.get_state(),
         }
-        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        torch.save(state, path + '.tmp')
-        os.replace(path + '.tmp', path)
+        save_atomically(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)

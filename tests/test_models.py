@@ -1,6 +1,4 @@
 """KDModel / DCKDModel behaviour on tiny networks, without the training pipeline."""
-import copy
-
 import pytest
 import torch
 

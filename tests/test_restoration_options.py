@@ -8,7 +8,7 @@ import yaml
 from basicsr.archs import build_network
 from dckd_models import DCKDModel
 from dckd_models.schedules import ProgressivePatches
-from conftest import PROJECT_ROOT, TINY_VQGAN
+from conftest import PROJECT_ROOT
 from test_models import make_opt
 
 PAIRS = ('nafnet_gopro', 'restormer_gopro', 'restormer_rain13k')

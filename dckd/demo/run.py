@@ -17,6 +17,7 @@ import time
 import torch
 import yaml
 
+from dckd.evaluate.table import format_parameters, markdown_table
 from dckd.registration import register_all
 
 STEPS = (
@@ -65,7 +66,7 @@ def main():
     from dckd.demo.data import SCALE, prepare_demo_data
     from dckd.evaluate.benchmarks import load_pairs
     from dckd.evaluate.models import BicubicModel, NetworkModel
-    from dckd.evaluate.table import evaluate, format_parameters, markdown_table
+    from dckd.evaluate.table import evaluate
 
     os.chdir(repository_root())
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
