@@ -1,12 +1,18 @@
 """`dckd-train` / `python train.py -opt X.yml`: BasicSR's own training pipeline, dckd registered.
 
 Experiments, logs and tb_logger go under the current directory, as with BasicSR's train.py run
-from a checkout. One BasicSR 1.4.2 function is replaced: its `load_resume_state` maps the state
-onto `cuda:current_device` and so cannot resume without a GPU.
+from a checkout. Two BasicSR 1.4.2 functions are replaced: `load_resume_state` maps the state
+onto `cuda:current_device` and so cannot resume without a GPU, and `init_dist` always sets a CUDA
+device and uses NCCL; without a GPU, `--launcher pytorch` here uses the gloo backend instead.
 """
+import datetime
 import os
 
 import torch
+import torch.distributed as dist
+
+# rank 0 validates alone while the others wait at their next collective: give it time
+DIST_TIMEOUT = datetime.timedelta(hours=2)
 
 
 def latest_training_state(name):
@@ -39,12 +45,26 @@ def load_resume_state(opt):
     return state
 
 
+def init_dist(launcher, backend='nccl', **kwargs):
+    """BasicSR's init_dist on GPUs (with a long timeout for torchrun); gloo on CPU-only machines."""
+    from basicsr.utils import dist_util
+
+    if launcher == 'pytorch':
+        kwargs.setdefault('timeout', DIST_TIMEOUT)
+        if not torch.cuda.is_available():
+            dist.init_process_group(backend='gloo', **kwargs)
+            return
+    dist_util.init_dist(launcher, backend, **kwargs)
+
+
 def main():
     from dckd.registration import register_all
     register_all()
     import basicsr.train
+    import basicsr.utils.options
 
     basicsr.train.load_resume_state = load_resume_state
+    basicsr.utils.options.init_dist = init_dist
     basicsr.train.train_pipeline(os.getcwd())
 
 

@@ -129,10 +129,9 @@ class DCKDModel(KDModel):
 
     # ----- checkpoints -----------------------------------------------------------------------
 
-    def save(self, epoch, current_iter):
+    def save_extra_networks(self, current_iter):
         if self.cri_dcl:
             self.save_network(self.net_history, 'net_history', current_iter)
-        super().save(epoch, current_iter)
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)

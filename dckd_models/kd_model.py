@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 import torch
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
@@ -105,6 +106,32 @@ class KDModel(SRModel):
             return super().setup_schedulers()
         options = {k: v for k, v in scheduler_opt.items() if k != 'type'}
         self.schedulers = [CosineAnnealingRestartCyclicLR(o, **options) for o in self.optimizers]
+
+    def model_to_device(self, net):
+        """BasicSR wraps with DDP on `cuda.current_device()`; on CPU (gloo) DDP takes no device ids."""
+        if self.opt['dist'] and self.device.type == 'cpu':
+            return DistributedDataParallel(net.to(self.device),
+                                           find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        return super().model_to_device(net)
+
+    def check_replicas_in_sync(self):
+        """Under DDP every rank must hold the same student: compare per-tensor sums across ranks."""
+        sums = torch.stack([p.detach().double().sum() for p in self.get_bare_model(self.net_g).parameters()])
+        gathered = [torch.empty_like(sums) for _ in range(self.opt['world_size'])]
+        torch.distributed.all_gather(gathered, sums)
+        if any(not torch.equal(g, gathered[0]) for g in gathered):
+            raise RuntimeError('the student weights differ between ranks: DDP replicas are out of sync')
+        get_root_logger().info(f'Student weights identical on all {len(gathered)} ranks.')
+
+    def save(self, epoch, current_iter):
+        """Replicas checked, then extra networks, then BasicSR's (student, EMA, training state last)."""
+        if self.opt['dist']:
+            self.check_replicas_in_sync()
+        self.save_extra_networks(current_iter)
+        super().save(epoch, current_iter)
+
+    def save_extra_networks(self, current_iter):
+        """Hook for networks a subclass saves with every checkpoint."""
 
     def load_teacher(self, net, source):
         """BasicSR checkpoints as usual; official RCAN files (EDSR-PyTorch layout, `RCAN_BIX4.pt`)

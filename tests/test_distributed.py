@@ -1,0 +1,66 @@
+"""Two processes on CPU (gloo), launched as users launch GPUs: torchrun ... --launcher pytorch."""
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from test_pipeline import TRAIN, dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def four_images():
+    """Four 64x64 photographs (flips of the real ones where needed), so two ranks x one image
+    equal one process x two images."""
+    images = list(hr_images().values())
+    while len(images) < 4:
+        images.append(np.ascontiguousarray(images[len(images) % len(images)][:, ::-1]))
+    return {f'img{i}': img for i, img in enumerate(images[:4])}
+
+
+def logits_kd_options(workspace, name, train_set, batch):  # noqa: F811
+    opt = dckd_options(workspace, name, total_iter=4, checkpoint_freq=4, val=False, train_set=train_set)
+    for key in ('contrastive_opt', 'distribution_opt', 'lcr_opt', 'history', 'negatives'):
+        del opt['train'][key]
+    del opt['network_vqgan'], opt['path']['pretrain_network_vqgan']
+    opt['datasets']['train'].update(gt_size=64, batch_size_per_gpu=batch)  # whole images, no random crops
+    return opt
+
+
+def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, tmp_path):  # noqa: F811
+    train_set = paired_lmdbs(str(tmp_path / 'data'), 'train', patch=None, images=four_images())
+    runs = {'ddp': logits_kd_options(workspace, 'ddp', train_set, batch=1),
+            'single': logits_kd_options(workspace, 'single', train_set, batch=2)}
+    paths = {}
+    for name, opt in runs.items():
+        paths[name] = tmp_path / f'{name}.yml'
+        paths[name].write_text(yaml.safe_dump(opt))
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+                TRAIN[1]]
+    ddp = subprocess.run(launcher + ['-opt', str(paths['ddp']), '--launcher', 'pytorch'], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run(TRAIN + ['-opt', str(paths['single'])], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    log = next(f for f in os.listdir(tmp_path / 'experiments/ddp') if f.endswith('.log'))
+    text = (tmp_path / 'experiments/ddp' / log).read_text()
+    assert 'Student weights identical on all 2 ranks.' in text and 'World size (gpu number): 2' in text
+    a = torch.load(tmp_path / 'experiments/ddp/models/net_g_4.pth', weights_only=True)
+    b = torch.load(tmp_path / 'experiments/single/models/net_g_4.pth', weights_only=True)
+    for key in ('params', 'params_ema'):
+        for name, value in a[key].items():
+            assert torch.allclose(value, b[key][name], rtol=1e-4, atol=1e-6), (key, name)
