@@ -129,6 +129,12 @@ class DCKDModel(KDModel):
 
     # ----- checkpoints -----------------------------------------------------------------------
 
+    def replicated_networks(self):
+        networks = super().replicated_networks()
+        if self.cri_dcl:
+            networks['history'] = self.net_history
+        return networks
+
     def save_extra_networks(self, current_iter):
         if self.cri_dcl:
             self.save_network(self.net_history, 'net_history', current_iter)

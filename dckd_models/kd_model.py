@@ -114,14 +114,22 @@ class KDModel(SRModel):
                                            find_unused_parameters=self.opt.get('find_unused_parameters', False))
         return super().model_to_device(net)
 
+    def replicated_networks(self):
+        """Networks every rank must hold identically under DDP."""
+        networks = {'student': self.get_bare_model(self.net_g)}
+        if hasattr(self, 'net_g_ema'):
+            networks['EMA'] = self.net_g_ema
+        return networks
+
     def check_replicas_in_sync(self):
-        """Under DDP every rank must hold the same student: compare per-tensor sums across ranks."""
-        sums = torch.stack([p.detach().double().sum() for p in self.get_bare_model(self.net_g).parameters()])
+        """Compare per-tensor sums of every replicated network across ranks (cheap, exact)."""
+        networks = self.replicated_networks()
+        sums = torch.stack([t.detach().double().sum() for net in networks.values() for t in net.state_dict().values()])
         gathered = [torch.empty_like(sums) for _ in range(self.opt['world_size'])]
         torch.distributed.all_gather(gathered, sums)
         if any(not torch.equal(g, gathered[0]) for g in gathered):
-            raise RuntimeError('the student weights differ between ranks: DDP replicas are out of sync')
-        get_root_logger().info(f'Student weights identical on all {len(gathered)} ranks.')
+            raise RuntimeError(f'{", ".join(networks)} weights differ between ranks: DDP replicas are out of sync')
+        get_root_logger().info(f'{", ".join(networks)} weights identical on all {len(gathered)} ranks.')
 
     def save(self, epoch, current_iter):
         """Replicas checked, then extra networks, then BasicSR's (student, EMA, training state last)."""

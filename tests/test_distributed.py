@@ -58,9 +58,25 @@ def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, t
 
     log = next(f for f in os.listdir(tmp_path / 'experiments/ddp') if f.endswith('.log'))
     text = (tmp_path / 'experiments/ddp' / log).read_text()
-    assert 'Student weights identical on all 2 ranks.' in text and 'World size (gpu number): 2' in text
+    assert 'student, EMA weights identical on all 2 ranks.' in text and 'World size (gpu number): 2' in text
     a = torch.load(tmp_path / 'experiments/ddp/models/net_g_4.pth', weights_only=True)
     b = torch.load(tmp_path / 'experiments/single/models/net_g_4.pth', weights_only=True)
     for key in ('params', 'params_ema'):
         for name, value in a[key].items():
             assert torch.allclose(value, b[key][name], rtol=1e-4, atol=1e-6), (key, name)
+
+
+def test_dckd_under_two_ranks_keeps_student_ema_and_history_identical(workspace, tmp_path):  # noqa: F811
+    opt = dckd_options(workspace, 'ddp_dckd', total_iter=2, checkpoint_freq=2, val=False)
+    path = tmp_path / 'ddp_dckd.yml'
+    path.write_text(yaml.safe_dump(opt))
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+                TRAIN[1], '-opt', str(path), '--launcher', 'pytorch']
+    result = subprocess.run(launcher, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = tmp_path / 'experiments/ddp_dckd'
+    text = (folder / next(f for f in os.listdir(folder) if f.endswith('.log'))).read_text()
+    assert 'student, EMA, history weights identical on all 2 ranks.' in text
+    assert sorted(os.listdir(folder / 'models')) == ['net_g_2.pth', 'net_g_latest.pth', 'net_history_2.pth',
+                                                    'net_history_latest.pth']  # written once, by rank 0

@@ -221,3 +221,14 @@ def test_without_vqgan_checkpoint_the_encoder_is_random_and_the_log_says_so(tmp_
     with caplog.at_level('WARNING', logger='basicsr'):
         DCKDModel(opt)
     assert 'RANDOMLY INITIALISED' in caplog.text
+
+
+def test_each_rank_draws_its_own_degradations(tmp_path):
+    """Seeded with manual_seed + rank: ranks see different negatives, runs are reproducible."""
+    draws = {}
+    for rank in (0, 1, 0):
+        opt = make_opt(tmp_path, terms=('kd', 'dcl'))
+        opt['rank'] = rank
+        model = DCKDModel(opt)
+        draws.setdefault(rank, []).append(model.degrade(torch.full((2, 3, 8, 8), 0.5)))
+    assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
