@@ -98,19 +98,24 @@ class DCKDModel(KDModel):
 
     def compute_losses(self):
         losses = super().compute_losses()
-        if not (self.cri_dcl or self.cri_ce):
-            return losses
-        anchor_features, anchor_latent = self.net_vqgan(self.output)
+        if self.cri_dcl or self.cri_ce:
+            negatives = self.history_negatives() if self.cri_dcl else None
+            losses.update(self.feature_losses(self.output, self.output_t, negatives))
+        return losses
+
+    def feature_losses(self, output, output_t, negatives):
+        """l_dcl and l_ce from one grad-enabled encoder pass over the student output and one no-grad
+        pass over the teacher output and the negatives (N*B images, or None without DCR)."""
+        losses = {}
+        anchor_features, anchor_latent = self.net_vqgan(output)
         with torch.no_grad():
-            frozen_images = [self.output_t]
-            if self.cri_dcl:
-                frozen_images.append(self.history_negatives())
-            frozen_features, frozen_latent = self.net_vqgan(torch.cat(frozen_images))
-        batch = self.output.shape[0]
+            frozen_images = output_t if negatives is None else torch.cat([output_t, negatives])
+            frozen_features, frozen_latent = self.net_vqgan(frozen_images)
+        batch = output.shape[0]
         if self.cri_dcl:
             positive = [f[:batch] for f in frozen_features]
-            negatives = [f[batch:].unflatten(0, (self.num_negatives, batch)) for f in frozen_features]
-            losses['l_dcl'] = self.cri_dcl(anchor_features, positive, negatives)
+            negative = [f[batch:].unflatten(0, (self.num_negatives, batch)) for f in frozen_features]
+            losses['l_dcl'] = self.cri_dcl(anchor_features, positive, negative)
         if self.cri_ce:
             losses['l_ce'] = self.cri_ce(anchor_latent, frozen_latent[:batch], self.net_vqgan.codebook)
         return losses
