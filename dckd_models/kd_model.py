@@ -67,7 +67,7 @@ class KDModel(SRModel):
         networks = ['network_g']
         if cls.needs_teacher(opt):
             if 'network_t' not in opt:
-                raise ValueError(f'network_t is missing: {", ".join(cls.teacher_loss_keys)} need a teacher.')
+                raise OptionError(f'network_t is missing: {", ".join(cls.teacher_loss_keys)} need a teacher.')
             check_checkpoint(opt, 'network_t', 'the teacher')
             networks.append('network_t')
         check_scales(opt, networks)

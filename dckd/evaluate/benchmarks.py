@@ -1,13 +1,7 @@
 """Prepared benchmarks as (key, LQ, GT) pairs, from PNG folders or LMDBs."""
 import os
 
-from dckd.prepare.images import image_from_lmdb, list_images, lmdb_shapes, read_bgr, stem
-
-
-def _read_all(path):
-    if path.endswith('.lmdb'):
-        return {key: image_from_lmdb(path, key) for key in sorted(lmdb_shapes(path))}
-    return {stem(p): read_bgr(p) for p in list_images(path)}
+from dckd.prepare.images import read_images
 
 
 def resolve(spec, scale, root='datasets'):
@@ -34,7 +28,7 @@ def resolve(spec, scale, root='datasets'):
 
 
 def load_pairs(gt_path, lq_path):
-    gts, lqs = _read_all(gt_path), _read_all(lq_path)
+    gts, lqs = read_images(gt_path), read_images(lq_path)
     if set(gts) != set(lqs):
         raise ValueError(f'{gt_path} and {lq_path} hold different images: {sorted(set(gts) ^ set(lqs))[:3]}')
     return [(key, lqs[key], gts[key]) for key in sorted(gts)]

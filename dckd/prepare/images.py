@@ -64,6 +64,23 @@ def check_pairs(gt_shapes, lq_shapes, scale, what, expected_count=None):
     return len(gt_shapes)
 
 
+def shapes(path):
+    """{key: (h, w, c)} of an LMDB (from its meta_info, keys checked) or of a folder of images."""
+    return lmdb_shapes(path) if path.endswith('.lmdb') else folder_shapes(path)
+
+
+def read_images(path):
+    """{key: BGR image} of an LMDB (one transaction) or of a folder of images."""
+    if not path.endswith('.lmdb'):
+        return {stem(p): read_bgr(p) for p in list_images(path)}
+    keys = sorted(lmdb_shapes(path))
+    env = lmdb.open(path, readonly=True, lock=False)
+    with env.begin() as txn:
+        images = {k: cv2.imdecode(np.frombuffer(txn.get(k.encode()), np.uint8), cv2.IMREAD_UNCHANGED) for k in keys}
+    env.close()
+    return images
+
+
 def image_from_lmdb(path, key):
     env = lmdb.open(path, readonly=True, lock=False)
     with env.begin() as txn:

@@ -7,12 +7,8 @@ import numpy as np
 from tqdm import tqdm
 
 from dckd.paired_data import bicubic_pairs
-from .images import check_pairs, folder_shapes, list_images, lmdb_shapes, read_bgr, stem
+from .images import check_pairs, list_images, read_bgr, shapes, stem
 from .outputs import already_prepared, open_writer
-
-
-def _shapes(path):
-    return lmdb_shapes(path) if path.endswith('.lmdb') else folder_shapes(path)
 
 
 def _pairs_of(path, scales, patch, step, mod):
@@ -44,9 +40,9 @@ def write_bicubic_pairs(hr_paths, gt_path, lq_paths, patch=None, step=None, over
     else:
         print(f'{what}: outputs exist, checking them (pass --overwrite to rebuild)')
         expected = None
-    gt_shapes = _shapes(gt_path)
+    gt_shapes = shapes(gt_path)
     for scale in scales:
-        count = check_pairs(gt_shapes, _shapes(lq_paths[scale]), scale, f'{what} x{scale}', expected)
+        count = check_pairs(gt_shapes, shapes(lq_paths[scale]), scale, f'{what} x{scale}', expected)
     return count
 
 
