@@ -1,23 +1,34 @@
-"""Time (and, on CUDA, peak memory) of one training iteration per variant, all in one run.
+"""Time and peak memory of one training iteration per variant, all in one run.
 
-Variants: scratch (L1), Logits KD, DCKD (fused path), DCKD with the reference path, DCKD + LCR.
-Ratios are to Logits KD measured in the same run. Presets: `spec` is the SwinIR x4 pair of the
-spec (batch 16, LR 48x48, N = 5, published VQGAN size; meant for a GPU); `cpu` is a shrunk
-setting that finishes in minutes on a laptop CPU. Networks have random weights.
+Rows: scratch (L1), Logits KD, DCKD and DCKD + LCR in float32 and in bfloat16 mode
+(`train.precision`), DCKD through the straightforward reference path (float32), and with
+`--ablations` DCKD with each cost option changed from its default. Ratios are to Logits KD of
+the same precision. Each row runs in a fresh process, so one row's allocations cannot inflate
+another's peak. Peak memory: CUDA's max_memory_allocated on a GPU; on CPU the process's peak
+resident memory (VmHWM) above what it held before building the model.
+
+`--fit-memory 24` (CUDA) also finds, per row, the largest batch that runs under a 24 GiB cap.
+Presets: `spec` is the SwinIR x4 pair of the spec (batch 16, LR 48x48, N = 5, published VQGAN
+size; meant for a GPU); `cpu` is a shrunk setting that finishes in minutes on a laptop CPU.
+Networks have random weights.
 
     python benchmarks/dckd_step.py --preset cpu
-    python benchmarks/dckd_step.py --preset spec --device cuda --out benchmarks/results_h100.md
+    python benchmarks/dckd_step.py --preset spec --ablations --fit-memory 24 --out benchmarks/h100.md
 """
 import argparse
+import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT_ROOT)
 from dckd.registration import register_all  # noqa: E402
 
 SWINIR = dict(type='SwinIR', upscale=4, in_chans=3, img_size=48, window_size=8, img_range=1., mlp_ratio=2,
@@ -37,45 +48,93 @@ TERMS = {
     'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001},
     'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
 }
-VARIANTS = {
-    'scratch': (),
-    'Logits KD': ('kd_opt', ),
-    'DCKD': ('kd_opt', 'contrastive_opt', 'distribution_opt'),
-    'DCKD, reference path': ('kd_opt', 'contrastive_opt', 'distribution_opt'),
-    'DCKD + LCR': ('kd_opt', 'contrastive_opt', 'distribution_opt', 'lcr_opt'),
+DCKD_TERMS = ('kd_opt', 'contrastive_opt', 'distribution_opt')
+BASE_ROWS = {'scratch': (), 'Logits KD': ('kd_opt', ), 'DCKD': DCKD_TERMS, 'DCKD + LCR': DCKD_TERMS + ('lcr_opt', )}
+ABLATIONS = {  # row name suffix -> (train options, top-level options)
+    'VQGAN recomputed': ({'vqgan_recompute': True}, {}),
+    'fused attention': ({}, {'fused_attention': True}),
+    'one frozen pass': ({'frozen_chunk': 10**6}, {}),
 }
 
 
-def build_model(preset, terms, device, folder):
-    from basicsr.archs import build_network
-    from dckd_models import DCKDModel
+def rows_to_run(precisions, ablations):
+    """[(name, spec)] in table order; spec is what one child process measures."""
+    rows = []
+    for precision in precisions:
+        for name, terms in BASE_ROWS.items():
+            rows.append((f'{name}, {precision}', dict(terms=terms, precision=precision)))
+            if name == 'DCKD' and precision == 'float32':
+                rows.append(('DCKD, reference path, float32', dict(terms=terms, precision=precision, reference=True)))
+            if name == 'DCKD' and ablations:
+                for suffix, (train, top) in ABLATIONS.items():
+                    rows.append((f'DCKD, {suffix}, {precision}', dict(terms=terms, precision=precision, train=train,
+                                                                     top=top)))
+    return rows
 
-    paths = {}
-    for key, net_opt in (('t', preset['teacher']), ('vqgan', preset['vqgan'])):
-        paths[key] = os.path.join(folder, f'{key}.pth')
-        if not os.path.exists(paths[key]):
-            torch.save({'params': build_network(net_opt).state_dict()}, paths[key])
+
+def write_checkpoints(preset, folder):
+    """Random teacher and VQGAN checkpoints, written once by the parent so no row pays for them."""
+    from basicsr.archs import build_network
+
+    for key in ('teacher', 'vqgan'):
+        torch.save({'params': build_network(preset[key]).state_dict()}, os.path.join(folder, f'{key}.pth'))
+
+
+def build_model(preset, spec, device, folder):
+    from dckd_models import DCKDModel
+    from dckd_models.reference_step import reference_feature_losses
+
+    paths = {key: os.path.join(folder, f'{key}.pth') for key in ('teacher', 'vqgan')}
     opt = {
         'name': 'benchmark', 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'manual_seed': 0,
         'num_gpu': 1 if device == 'cuda' else 0, 'scale': 4,
         'network_g': preset['student'], 'network_t': preset['teacher'], 'network_vqgan': preset['vqgan'],
         'datasets': {'train': {'gt_size': preset['lq_size'] * 4}},
-        'path': {'pretrain_network_g': None, 'resume_state': None, 'pretrain_network_t': paths['t'],
+        'path': {'pretrain_network_g': None, 'resume_state': None, 'pretrain_network_t': paths['teacher'],
                  'pretrain_network_vqgan': paths['vqgan']},
         'train': {'ema_decay': 0.999, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
-                  'negatives': {'num': preset['negatives']}, **{t: dict(TERMS[t]) for t in terms}},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'precision': spec['precision'],
+                  'negatives': {'num': preset['negatives']}, **{t: dict(TERMS[t]) for t in spec['terms']},
+                  **spec.get('train', {})},
+        **spec.get('top', {}),
     }
-    return DCKDModel(opt)
+    model = DCKDModel(opt)
+    if spec.get('reference'):
+        model.feature_losses = lambda *a: reference_feature_losses(model, *a)
+    return model
 
 
-def measure(model, preset, device, iterations, warmup):
-    size, batch = preset['lq_size'], preset['batch']
+class PeakMemory:
+    """Peak bytes held while measuring: CUDA's allocator counter, or on CPU the kernel's peak
+    resident set (VmHWM, reset through /proc/self/clear_refs) above the resident set at start."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def start(self):
+        if self.device == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+            self.base = 0
+        else:
+            with open('/proc/self/clear_refs', 'w') as f:
+                f.write('5')
+            self.base = self._status('VmRSS')
+
+    def peak_mib(self):
+        used = torch.cuda.max_memory_allocated() if self.device == 'cuda' else self._status('VmHWM') - self.base
+        return used / 2**20
+
+    @staticmethod
+    def _status(field):
+        with open('/proc/self/status') as f:
+            return int(re.search(rf'{field}:\s+(\d+) kB', f.read()).group(1)) * 1024
+
+
+def time_iterations(model, preset, device, batch, iterations, warmup):
+    size = preset['lq_size']
     data = {'lq': torch.rand(batch, 3, size, size), 'gt': torch.rand(batch, 3, size * 4, size * 4)}
     times = []
-    if device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
     for step in range(warmup + iterations):
         model.feed_data(data)
         if device == 'cuda':
@@ -86,45 +145,127 @@ def measure(model, preset, device, iterations, warmup):
             torch.cuda.synchronize()
         if step >= warmup:
             times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device == 'cuda' else None
-    return statistics.median(times) * 1000, peak
+    return statistics.median(times) * 1000
+
+
+def largest_fitting(fits, start):
+    """The largest n >= 1 with fits(n), for fits true up to some n and false above: doubling
+    from `start`, then bisection; 0 when even 1 does not fit."""
+    low, high, n = 0, None, max(1, start)  # fits(low) holds (0 trivially), fits(high) fails
+    while high is None:
+        if fits(n):
+            low, n = n, n * 2
+        else:
+            high = n
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
+
+
+def fits_in(preset, spec, folder, gib):
+    """fits(batch): two iterations run without running out of a `gib` GiB cap (CUDA)."""
+
+    def fits(batch):
+        import gc
+        model = None
+        try:
+            model = build_model(preset, spec, 'cuda', folder)
+            time_iterations(model, preset, 'cuda', batch, iterations=1, warmup=1)
+            return True
+        except torch.cuda.OutOfMemoryError:
+            return False
+        finally:
+            del model
+            gc.collect()
+            torch.cuda.empty_cache()
+
+    torch.cuda.set_per_process_memory_fraction(gib * 2**30 / torch.cuda.get_device_properties(0).total_memory)
+    return fits
+
+
+def measure_row(args, spec, folder):
+    """One row, in this (fresh) process: {'ms', 'peak_mib', 'fit_batch'}."""
+    register_all()
+    torch.backends.cudnn.benchmark = True  # as BasicSR's train.py sets it
+    preset = dict(PRESETS[args.preset], batch=args.batch or PRESETS[args.preset]['batch'])
+    memory = PeakMemory(args.device)
+    memory.start()
+    model = build_model(preset, spec, args.device, folder)
+    ms = time_iterations(model, preset, args.device, preset['batch'], args.iterations, args.warmup)
+    result = {'ms': ms, 'peak_mib': memory.peak_mib(), 'fit_batch': None}
+    del model
+    if args.fit_memory:
+        result['fit_batch'] = largest_fitting(fits_in(preset, spec, folder, args.fit_memory), preset['batch'])
+    return result
+
+
+def run_in_child(args, spec, folder):
+    settings = ['--preset', args.preset, '--device', args.device, '--iterations', str(args.iterations),
+                '--warmup', str(args.warmup)]
+    settings += ['--batch', str(args.batch)] if args.batch else []
+    settings += ['--fit-memory', str(args.fit_memory)] if args.fit_memory else []
+    command = [sys.executable, os.path.abspath(__file__), *settings, '--child', json.dumps(spec), '--folder', folder]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f'benchmark row {spec} failed:\n{done.stderr[-3000:]}')
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def markdown(rows, results, args):
+    fit = ' | batch in ' + f'{args.fit_memory:g} GiB' if args.fit_memory else ''
+    lines = [f'| variant | ms / iteration | x Logits KD | peak MiB | x Logits KD{fit} |',
+             '|---|---|---|---|---' + ('|---' if args.fit_memory else '') + '|']
+    for (name, spec), result in zip(rows, results):
+        unit = results[[n for n, _ in rows].index(f'Logits KD, {spec["precision"]}')]
+        cells = [name, f'{result["ms"]:.1f}', f'{result["ms"] / unit["ms"]:.2f}', f'{result["peak_mib"]:.0f}',
+                 f'{result["peak_mib"] / unit["peak_mib"]:.2f}']
+        if args.fit_memory:
+            cells.append(str(result['fit_batch']))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    device = torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'
+    batch = args.batch or PRESETS[args.preset]['batch']
+    header = (f'preset {args.preset} (batch {batch}), {device}, torch {torch.__version__}, median of {args.iterations} '
+              f'iterations after {args.warmup} warm-up, {time.strftime("%Y-%m-%d")}')
+    return header + '\n\n' + '\n'.join(lines) + '\n'
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cuda', 'cpu'])
+    parser.add_argument('--batch', type=int, help="the preset's batch size unless given")
+    parser.add_argument('--iterations', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'], choices=['float32', 'bfloat16'])
+    parser.add_argument('--ablations', action='store_true', help='add DCKD rows with each cost option changed')
+    parser.add_argument('--fit-memory', type=float, metavar='GIB', help='largest batch under this cap (CUDA only)')
+    parser.add_argument('--out', help='also write the table to this Markdown file (never overwritten)')
+    parser.add_argument('--child', help=argparse.SUPPRESS)
+    parser.add_argument('--folder', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.out and os.path.exists(args.out):
+        parser.error(f'--out {args.out} exists; choose another file')
+    if args.fit_memory and args.device != 'cuda':
+        parser.error('--fit-memory needs --device cuda')
+    if args.device == 'cpu' and not os.path.exists('/proc/self/clear_refs'):
+        parser.error('peak memory on CPU is read from /proc (Linux); run on Linux or on a GPU')
+    return args
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--iterations', type=int, default=10)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--out', help='also write the table to this Markdown file (never overwritten)')
-    args = parser.parse_args(argv)
-    if args.out and os.path.exists(args.out):
-        raise SystemExit(f'{args.out} exists; choose another --out')
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(measure_row(args, json.loads(args.child), args.folder)))
+        return
     register_all()
-    from dckd_models.reference_step import reference_feature_losses
-
-    torch.backends.cudnn.benchmark = True  # as BasicSR's train.py sets it
-    preset, rows = PRESETS[args.preset], []
+    rows, results = rows_to_run(args.precisions, args.ablations), []
     with tempfile.TemporaryDirectory() as folder:
-        for name, terms in VARIANTS.items():
-            model = build_model(preset, terms, args.device, folder)
-            if 'reference' in name:
-                model.feature_losses = lambda *a, model=model: reference_feature_losses(model, *a)
-            milliseconds, peak = measure(model, preset, args.device, args.iterations, args.warmup)
-            rows.append((name, milliseconds, peak))
-            print(f'{name}: {milliseconds:.1f} ms/iteration' + (f', peak {peak:.2f} GiB' if peak else ''), flush=True)
-            del model
-            if args.device == 'cuda':
-                torch.cuda.empty_cache()
-    logits_ms, logits_peak = rows[1][1], rows[1][2]
-    lines = ['| variant | ms / iteration | x Logits KD | peak GiB | x Logits KD |', '|---|---|---|---|---|']
-    for name, ms, peak in rows:
-        memory = f'{peak:.2f} | {peak / logits_peak:.2f}' if peak else '- | -'
-        lines.append(f'| {name} | {ms:.1f} | {ms / logits_ms:.2f} | {memory} |')
-    device_name = torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'
-    header = (f'preset {args.preset}, {device_name}, torch {torch.__version__}, float32, median of '
-              f'{args.iterations} iterations after {args.warmup} warm-up')
-    table = header + '\n\n' + '\n'.join(lines) + '\n'
+        write_checkpoints(PRESETS[args.preset], folder)
+        for name, spec in rows:
+            results.append(run_in_child(args, spec, folder))
+            print(f'{name}: {results[-1]["ms"]:.1f} ms/iteration, peak {results[-1]["peak_mib"]:.0f} MiB', flush=True)
+    table = markdown(rows, results, args)
     print('\n' + table)
     if args.out:
         with open(args.out, 'w') as f:

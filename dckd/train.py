@@ -4,6 +4,7 @@ Experiments, logs and tb_logger go under the current directory, as with BasicSR'
 from a checkout. Two BasicSR 1.4.2 functions are replaced: `load_resume_state` maps the state
 onto `cuda:current_device` and so cannot resume without a GPU, and `init_dist` always sets a CUDA
 device and uses NCCL; without a GPU, `--launcher pytorch` here uses the gloo backend instead.
+After training, every rank waits for the others and the process group is shut down.
 """
 import datetime
 import os
@@ -66,6 +67,11 @@ def main():
     basicsr.train.load_resume_state = load_resume_state
     basicsr.utils.options.init_dist = init_dist
     basicsr.train.train_pipeline(os.getcwd())
+    if dist.is_initialized():
+        # BasicSR leaves the group up; a rank exiting while another still uses it can abort
+        # ("terminate called without an active exception") and fail torchrun after a good run
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -5,8 +5,10 @@ the published checkpoint loads key for key. One pass returns what DCR needs (the
 first residual block at each of the five resolutions, before the lowest level's attention, as in
 the released code) and what the DMM needs (the latent after `quant_conv`).
 """
+import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from dckd.checkpoint import extract_state_dict, load_checkpoint
@@ -81,6 +83,11 @@ class Level(nn.Module):
 
 
 class Encoder(nn.Module):
+    """`recompute_activations`: with gradients on, keep only each block's input and recompute the
+    block in backward (torch.utils.checkpoint); the full-resolution activations of a grad-enabled
+    pass are otherwise the largest tensors kept for backward."""
+
+    recompute_activations = False
 
     def __init__(self, ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout):
         super().__init__()
@@ -105,19 +112,28 @@ class Encoder(nn.Module):
 
     def forward(self, x):
         """Returns (first-block output of every level, final z)."""
+        run = self._recomputed if self.recompute_activations and torch.is_grad_enabled() else self._direct
         features = []
         h = self.conv_in(x)
         for level in self.down:
             for index, block in enumerate(level.block):
-                h = block(h)
+                h = run(block, h)
                 if index == 0:
                     features.append(h)
                 if len(level.attn):
-                    h = level.attn[index](h)
+                    h = run(level.attn[index], h)
             if hasattr(level, 'downsample'):
                 h = level.downsample(h)
-        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        h = run(self.mid.block_2, run(self.mid.attn_1, run(self.mid.block_1, h)))
         return features, self.conv_out(F.silu(self.norm_out(h)))
+
+    @staticmethod
+    def _direct(block, h):
+        return block(h)
+
+    @staticmethod
+    def _recomputed(block, h):
+        return checkpoint(block, h, use_reentrant=False)
 
 
 class _Quantize(nn.Module):

@@ -10,6 +10,7 @@ from dckd.registry import register
 from dckd_arch.vqgan_arch import load_vqgan_encoder
 from dckd_losses.distribution_loss import MODES
 from .frozen import freeze
+from .chunked import run_in_chunks
 from .history import HistorySchedule, move_towards
 from .kd_model import KDModel, build_optional_loss
 from .negatives import NegativeDegrader
@@ -51,6 +52,14 @@ class DCKDModel(KDModel):
     run without gradients. Without `path.pretrain_network_vqgan` the encoder is randomly
     initialised (and the log says so). The history model is saved as `net_history_<iter>.pth`
     with every checkpoint and restored on resume.
+
+    Cost options (none changes the losses beyond float rounding; see benchmarks/README.md):
+    - `train.frozen_chunk`: images per no-grad pass of the history model and the VQGAN over
+      positive and negatives (default: the batch size);
+    - `train.vqgan_recompute`: recompute the anchor's VQGAN activations in backward instead of
+      keeping them (less memory, one more anchor pass; default false);
+    - with `train.precision: bfloat16` the VQGAN itself is held in bfloat16 (autocast would
+      keep its GroupNorms in float32) and its features enter the losses as float32.
     """
 
     teacher_loss_keys = KDModel.teacher_loss_keys + ('contrastive_opt', 'distribution_opt')
@@ -69,6 +78,9 @@ class DCKDModel(KDModel):
         if train_opt.get('contrastive_opt'):
             history_options(train_opt)
             negatives_options(train_opt, generator=None)
+        chunk = train_opt.get('frozen_chunk')
+        if chunk is not None and not (isinstance(chunk, int) and chunk >= 1):
+            raise OptionError(f'train.frozen_chunk must be a positive number of images, got {chunk!r}')
 
     def init_training_settings(self):
         train_opt = self.opt['train']
@@ -81,6 +93,10 @@ class DCKDModel(KDModel):
             if source is not None and source['path'] is None:
                 get_root_logger().warning('No path.pretrain_network_vqgan: the VQGAN encoder is RANDOMLY INITIALISED; '
                                           "DCR and DMM then work in a random feature space, not the paper's.")
+            self.vqgan_dtype = torch.bfloat16 if self.mixed_precision else torch.float32
+            self.net_vqgan.to(self.vqgan_dtype)  # a checkpoint deferred to resume is cast on loading
+            self.net_vqgan.encoder.recompute_activations = bool(train_opt.get('vqgan_recompute', False))
+        self.frozen_chunk = train_opt.get('frozen_chunk')
         if self.cri_dcl:
             history, self.history_schedule = history_options(train_opt)
             self.history_source, self.history_attenuation = history['source'], history['attenuation']
@@ -104,20 +120,22 @@ class DCKDModel(KDModel):
         return losses
 
     def feature_losses(self, output, output_t, negatives):
-        """l_dcl and l_ce from one grad-enabled encoder pass over the student output and one no-grad
-        pass over the teacher output and the negatives (N*B images, or None without DCR)."""
+        """l_dcl and l_ce from one grad-enabled encoder pass over the student output and no-grad
+        passes over the teacher output and the negatives (N*B images, or None without DCR)."""
         losses = {}
-        anchor_features, anchor_latent = self.net_vqgan(output)
-        with torch.no_grad():
-            frozen_images = output_t if negatives is None else torch.cat([output_t, negatives])
-            frozen_features, frozen_latent = self.net_vqgan(frozen_images)
+        anchor_features, anchor_latent = self.net_vqgan(output.to(self.vqgan_dtype))
+        targets = [output_t] if negatives is None else [output_t, negatives]
+        frozen_images = torch.cat([images.to(self.vqgan_dtype) for images in targets])
+        frozen_features, frozen_latent = run_in_chunks(self.net_vqgan, frozen_images, self.frozen_chunk or len(output))
         batch = output.shape[0]
         if self.cri_dcl:
+            # targets stay in the VQGAN's dtype; the loss promotes them per negative
             positive = [f[:batch] for f in frozen_features]
             negative = [f[batch:].unflatten(0, (self.num_negatives, batch)) for f in frozen_features]
-            losses['l_dcl'] = self.cri_dcl(anchor_features, positive, negative)
+            losses['l_dcl'] = self.cri_dcl([f.float() for f in anchor_features], positive, negative)
         if self.cri_ce:
-            losses['l_ce'] = self.cri_ce(anchor_latent, frozen_latent[:batch], self.net_vqgan.codebook)
+            losses['l_ce'] = self.cri_ce(anchor_latent.float(), frozen_latent[:batch].float(),
+                                         self.net_vqgan.codebook.float())
         return losses
 
     @torch.no_grad()
@@ -126,7 +144,8 @@ class DCKDModel(KDModel):
         inputs = [self.lq]
         if self.num_negatives > 1:
             inputs.append(self.degrade(self.lq.repeat(self.num_negatives - 1, 1, 1, 1)))
-        return self.net_history(torch.cat(inputs))
+        with self.autocast():
+            return run_in_chunks(self.net_history, torch.cat(inputs), self.frozen_chunk or len(self.lq))
 
     def after_step(self, current_iter):
         if self.cri_dcl and self.history_schedule.updates_at(current_iter):

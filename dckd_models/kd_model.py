@@ -3,6 +3,7 @@ import os
 from collections import OrderedDict
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
@@ -15,9 +16,10 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.checkpoint import load_checkpoint, save_atomically
 from dckd.convert_rcan import is_official_rcan, official_to_basicsr
 from dckd.registry import register
+from dckd_arch.fused_attention import use_fused_attention
 from . import label_consistency as lcr
 from .frozen import checkpoint_source, freeze, path_rewritten_by_resume
-from .option_checks import OptionError, check_checkpoint, check_scales, check_windows
+from .option_checks import OptionError, check_checkpoint, check_choice, check_scales, check_windows
 from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 
 
@@ -45,6 +47,10 @@ class KDModel(SRModel):
     - `train.lcr_opt`: label consistency, a loss between S(x) and A^-1(T(A(x))) (l_lcr), with
       `prob` (default 0.5) for each random transform.
 
+    `train.precision: bfloat16` runs the networks' forward passes under bfloat16 autocast (the
+    student's weights, gradients and optimizer stay float32) and every loss in float32; the
+    default `float32` is plain float32.
+
     The teacher (`network_t`, `path.pretrain_network_t`, `param_key_t`, `strict_load_t`) is
     built only when a term needs it, stays in eval mode without gradients, and is never saved;
     its checkpoint source is kept in the training state so resuming needs no
@@ -52,11 +58,16 @@ class KDModel(SRModel):
     """
 
     teacher_loss_keys = ('kd_opt', 'lcr_opt')
+    precisions = ('float32', 'bfloat16')
 
     def __init__(self, opt):
         if opt['is_train']:
             self.check_options(opt)
         super().__init__(opt)
+        if opt.get('fused_attention'):
+            networks = [net for net in vars(self).values() if isinstance(net, nn.Module)]
+            switched = sum(use_fused_attention(net) for net in networks)
+            get_root_logger().info(f'fused_attention: {switched} SwinIR window attention modules switched')
 
     @classmethod
     def needs_teacher(cls, opt):
@@ -72,6 +83,7 @@ class KDModel(SRModel):
             networks.append('network_t')
         check_scales(opt, networks)
         check_windows(opt, networks)
+        check_choice(opt['train'].get('precision', 'float32'), cls.precisions, 'train.precision')
         optim_type = opt['train'].get('optim_g', {}).get('type')
         if not isinstance(getattr(torch.optim, str(optim_type), None), type):
             raise OptionError(f"train.optim_g.type: torch.optim has no optimizer '{optim_type}'")
@@ -83,6 +95,7 @@ class KDModel(SRModel):
         self.cri_kd, _ = build_optional_loss(train_opt, 'kd_opt')
         self.cri_lcr, lcr_extras = build_optional_loss(train_opt, 'lcr_opt', extra_keys=('prob', ))
         self.lcr_prob = lcr_extras.get('prob', 0.5)
+        self.mixed_precision = train_opt.get('precision', 'float32') == 'bfloat16'
         self.progressive = ProgressivePatches(**train_opt['progressive']) if train_opt.get('progressive') else None
         self.frozen_sources = {}
         self.deferred_networks = []
@@ -106,6 +119,10 @@ class KDModel(SRModel):
             return super().setup_schedulers()
         options = {k: v for k, v in scheduler_opt.items() if k != 'type'}
         self.schedulers = [CosineAnnealingRestartCyclicLR(o, **options) for o in self.optimizers]
+
+    def autocast(self):
+        """bfloat16 autocast with `train.precision: bfloat16`, a no-op otherwise."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mixed_precision)
 
     def model_to_device(self, net):
         """BasicSR wraps with DDP on `cuda.current_device()`; on CPU (gloo) DDP takes no device ids."""
@@ -171,7 +188,9 @@ class KDModel(SRModel):
         if self.progressive:
             self.lq, self.gt = self.progressive.crop(self.lq, self.gt, current_iter, self.opt.get('scale', 1), self.rng)
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        with self.autocast():
+            self.output = self.net_g(self.lq)
+        self.output = self.output.float()
         losses = self.compute_losses()
         sum(losses.values()).backward()
         self.optimizer_g.step()
@@ -200,10 +219,12 @@ class KDModel(SRModel):
     def run_teacher(self):
         """T(x) and, with LCR on, A^-1(T(A(x))), from one teacher pass over both inputs."""
         if not self.cri_lcr:
-            return self.net_t(self.lq), None
+            with self.autocast():
+                return self.net_t(self.lq).float(), None
         chosen = lcr.draw_transforms(self.lq.shape[0], self.lcr_prob, self.rng)
-        both = self.net_t(torch.cat([self.lq, lcr.apply_transforms(self.lq, chosen)]))
-        plain, transformed = both.chunk(2)
+        with self.autocast():
+            both = self.net_t(torch.cat([self.lq, lcr.apply_transforms(self.lq, chosen)]))
+        plain, transformed = both.float().chunk(2)
         return plain, lcr.invert_transforms(transformed, chosen)
 
     def after_step(self, current_iter):

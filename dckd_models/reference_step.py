@@ -12,7 +12,7 @@ def reference_feature_losses(model, output, output_t, negatives):
         positive, _ = vqgan(output_t)
         per_negative = [vqgan(images)[0] for images in negatives.chunk(model.num_negatives)]
         negative = [torch.stack([levels[i] for levels in per_negative]) for i in range(len(anchor))]
-        losses['l_dcl'] = model.cri_dcl(anchor, positive, negative)
+        losses['l_dcl'] = model.cri_dcl.straightforward(anchor, positive, negative)
     if model.cri_ce:
         _, student_latent = vqgan(output)
         _, teacher_latent = vqgan(output_t)

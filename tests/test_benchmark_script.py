@@ -1,6 +1,9 @@
-"""The benchmark script runs every variant and writes its table (a functional check, not a timing)."""
+"""The benchmark script: every row measured and tabulated (a functional check, not a timing), and
+its batch search."""
 import os
 import sys
+
+import pytest
 
 from conftest import PROJECT_ROOT
 
@@ -8,9 +11,37 @@ sys.path.insert(0, os.path.join(PROJECT_ROOT, 'benchmarks'))
 import dckd_step  # noqa: E402
 
 
-def test_benchmark_writes_one_row_per_variant(tmp_path):
+def test_benchmark_writes_one_row_per_variant_with_ratios_to_logits_kd(tmp_path):
     out = tmp_path / 'table.md'
-    dckd_step.main(['--preset', 'cpu', '--device', 'cpu', '--iterations', '1', '--warmup', '0', '--out', str(out)])
-    rows = [line for line in out.read_text().splitlines() if line.startswith('| ') and 'variant' not in line]
-    assert [row.split(' | ')[0][2:] for row in rows] == list(dckd_step.VARIANTS)
-    assert rows[1].split(' | ')[2] == '1.00'  # Logits KD is the unit
+    dckd_step.main(['--preset', 'cpu', '--device', 'cpu', '--iterations', '1', '--warmup', '0',
+                    '--precisions', 'float32', '--out', str(out)])
+    rows = [line.split(' | ') for line in out.read_text().splitlines() if line.startswith('| ') and 'variant' not in line]
+    assert [row[0][2:] for row in rows] == ['scratch, float32', 'Logits KD, float32', 'DCKD, float32',
+                                           'DCKD, reference path, float32', 'DCKD + LCR, float32']
+    logits = rows[1]
+    assert logits[2] == '1.00' and logits[4].rstrip(' |') == '1.00'
+    assert all(float(row[1]) > 0 and float(row[3]) > 0 for row in rows)
+
+
+def test_ablation_and_bfloat16_rows_follow_their_base_rows():
+    names = [name for name, _ in dckd_step.rows_to_run(['float32', 'bfloat16'], ablations=True)]
+    assert names.index('DCKD, VQGAN recomputed, bfloat16') > names.index('DCKD, bfloat16')
+    assert 'DCKD, reference path, bfloat16' not in names  # the reference is defined in float32
+    assert len(names) == 2 * (4 + len(dckd_step.ABLATIONS)) + 1
+
+
+@pytest.mark.parametrize('limit, start', [(37, 16), (16, 16), (5, 16), (1, 4), (0, 16), (100, 1)])
+def test_largest_fitting_batch_search(limit, start):
+    probes = []
+
+    def fits(batch):
+        probes.append(batch)
+        return batch <= limit
+
+    assert dckd_step.largest_fitting(fits, start) == limit
+    assert len(probes) <= 2 * max(limit, start).bit_length() + 2
+
+
+def test_fitting_memory_is_refused_without_cuda():
+    with pytest.raises(SystemExit):
+        dckd_step.main(['--device', 'cpu', '--fit-memory', '24'])

@@ -42,6 +42,40 @@ def test_contrastive_gradient_reaches_the_anchor_only():
     assert torch.allclose(anchor.grad, torch.full_like(anchor, -0.4))
 
 
+def test_contrastive_gradient_with_negatives_on_both_sides_of_the_anchor():
+    # a = [0, 0], p = [0.2, -0.2] -> d_ap = 0.2, sign(a - p) = [-1, +1]
+    # n_1 = [1, 1], n_2 = [-1, 3] -> d_an = 1 + 2 = 3, sum_j sign(a - n_j) = [-1 + 1, -1 - 1] = [0, -2]
+    # dL/da_k = sign(a - p)_k / (2 * 3) - 0.2 / (2 * 9) * [0, -2]_k = [-1/6, 1/6 + 0.4/18]
+    anchor = torch.zeros(1, 1, 1, 2, requires_grad=True)
+    positive = torch.tensor([[[[0.2, -0.2]]]])
+    negatives = torch.tensor([[[[[1., 1.]]]], [[[[-1., 3.]]]]])
+    DynamicContrastiveLoss(1.0, [1.0], 0)([anchor], [positive], [negatives]).backward()
+    assert anchor.grad.flatten().tolist() == pytest.approx([-1 / 6, 1 / 6 + 0.4 / 18], rel=1e-6)
+
+
+@pytest.mark.parametrize('target_dtype', [torch.float32, torch.bfloat16])
+def test_lean_contrastive_equals_plain_autograd_in_value_and_gradient(target_dtype):
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(3, 4, 8, 8), (3, 6, 4, 4)]
+    anchor = [torch.randn(s, generator=generator, requires_grad=True) for s in shapes]
+    positive = [torch.randn(s, generator=generator).to(target_dtype) for s in shapes]
+    negatives = [torch.randn((5, ) + s, generator=generator).to(target_dtype) for s in shapes]
+    loss = DynamicContrastiveLoss(loss_weight=0.1, level_weights=[0.25, 1.0])
+    lean = loss(anchor, positive, negatives)
+    lean_grads = torch.autograd.grad(lean, anchor)
+    plain = loss.straightforward(anchor, positive, negatives)
+    plain_grads = torch.autograd.grad(plain, anchor)
+    assert lean.dtype == torch.float32
+    assert lean.item() == pytest.approx(plain.item(), rel=1e-6)
+    for lean_grad, plain_grad in zip(lean_grads, plain_grads):
+        assert torch.allclose(lean_grad, plain_grad, rtol=1e-5, atol=1e-9)
+
+
+def test_contrastive_targets_that_require_gradients_are_an_error():
+    with pytest.raises(ValueError, match='targets'):
+        DynamicContrastiveLoss(1.0, [1.0])([filled(0)], [filled(1).requires_grad_()], [filled(2).unsqueeze(0)])
+
+
 def test_contrastive_level_count_mismatch_is_an_error():
     with pytest.raises(ValueError, match='5 level weights'):
         DynamicContrastiveLoss()([filled(0)], [filled(0)], [filled(0).unsqueeze(0)])

@@ -1,0 +1,127 @@
+"""Cost options of DCKD training: what each keeps in memory, and that bfloat16 mode is float32
+training with cheaper forward passes (the exactness of the float32 options against the reference
+path is in test_reference_step.py)."""
+import pytest
+import torch
+from torch import nn
+
+from basicsr.archs import build_network
+from dckd_losses import DynamicContrastiveLoss
+from dckd_models import DCKDModel
+from dckd_models.chunked import run_in_chunks
+from dckd_models.option_checks import OptionError
+from conftest import TINY_VQGAN
+from test_models import batch, make_opt
+
+
+class SavedForBackward:
+    """Records the tensors autograd keeps for backward inside the `with` block."""
+
+    def __enter__(self):
+        self.tensors = []
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self.hooks.__enter__()
+        return self
+
+    def _pack(self, tensor):
+        self.tensors.append(tensor)
+        return tensor
+
+    def __exit__(self, *exc):
+        self.hooks.__exit__(*exc)
+
+    def bytes_not_in(self, inputs):
+        """Bytes of saved tensors that are new allocations, not (views of) `inputs`."""
+        known = {t.untyped_storage().data_ptr() for t in inputs}
+        fresh = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in self.tensors
+                 if t.untyped_storage().data_ptr() not in known}
+        return sum(fresh.values())
+
+
+def test_lean_contrastive_loss_keeps_only_its_inputs_and_scalars_for_backward():
+    anchor = torch.randn(2, 8, 16, 16, requires_grad=True)
+    positive, negatives = torch.randn(2, 8, 16, 16), torch.randn(5, 2, 8, 16, 16)
+    loss = DynamicContrastiveLoss(1.0, [1.0])
+    with SavedForBackward() as lean:
+        loss([anchor], [positive], [negatives])
+    with SavedForBackward() as plain:
+        loss.straightforward([anchor], [positive], [negatives])
+    assert lean.bytes_not_in([anchor, positive, negatives]) <= 2 * 4  # the two sums
+    assert plain.bytes_not_in([anchor, positive, negatives]) >= negatives.numel() * 4  # |a - n| for all N
+
+
+def test_recomputed_vqgan_keeps_less_than_half_and_gives_the_same_gradient():
+    torch.manual_seed(0)
+    vqgan = build_network(dict(TINY_VQGAN)).requires_grad_(False)
+    image = torch.rand(2, 3, 64, 64)
+    results = {}
+    for recompute in (False, True):
+        vqgan.encoder.recompute_activations = recompute
+        leaf = image.clone().requires_grad_(True)
+        with SavedForBackward() as saved:
+            features, latent = vqgan(leaf)
+        total = sum(f.square().sum() for f in features) + latent.square().sum()
+        results[recompute] = (saved.bytes_not_in([leaf]), torch.autograd.grad(total, leaf)[0])
+    (kept_plain, grad_plain), (kept_recomputed, grad_recomputed) = results[False], results[True]
+    assert kept_recomputed < kept_plain / 2
+    assert torch.allclose(grad_recomputed, grad_plain, rtol=1e-5, atol=1e-7)
+
+
+def test_chunked_passes_equal_one_pass_for_nested_outputs():
+
+    class TwoOutputs(nn.Module):
+
+        def forward(self, x):
+            return [x * 2, x.mean(dim=1, keepdim=True)], x[:, :1] - 1
+
+    images = torch.rand(5, 3, 4, 4)
+    (features, latent), ((chunked_features, chunked_latent)) = TwoOutputs()(images), run_in_chunks(
+        TwoOutputs(), images, chunk_size=2)
+    for whole, chunked in zip(features + [latent], chunked_features + [chunked_latent]):
+        assert torch.equal(whole, chunked)
+
+
+def test_chunked_history_negatives_equal_unchunked(tmp_path):
+    negatives = []
+    for chunk in (None, 1):
+        model = DCKDModel(make_opt(tmp_path, terms=('dcl', ), negatives={'num': 3}, frozen_chunk=chunk))
+        model.feed_data(batch())
+        negatives.append(model.history_negatives())
+    assert negatives[0].shape == (3 * 2, 3, 32, 32)
+    assert torch.allclose(negatives[0], negatives[1], atol=1e-6)
+
+
+@pytest.mark.parametrize('chunk', [0, 2.5, 'all'])
+def test_frozen_chunk_must_be_a_positive_count(tmp_path, chunk):
+    with pytest.raises(OptionError, match='train.frozen_chunk'):
+        DCKDModel(make_opt(tmp_path, frozen_chunk=chunk))
+
+
+def test_unknown_precision_is_an_option_error(tmp_path):
+    with pytest.raises(OptionError, match="train.precision must be one of \\['float32', 'bfloat16'\\]"):
+        DCKDModel(make_opt(tmp_path, precision='float16'))
+
+
+def one_step_losses(tmp_path, precision):
+    torch.manual_seed(0)
+    model = DCKDModel(make_opt(tmp_path, terms=('kd', 'dcl', 'ce'), precision=precision))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    return model
+
+
+def test_bfloat16_mode_trains_float32_weights_with_bfloat16_frozen_vqgan(tmp_path):
+    model = one_step_losses(tmp_path, 'bfloat16')
+    assert {p.dtype for p in model.net_vqgan.parameters()} == {torch.bfloat16}
+    for net in (model.net_g, model.net_g_ema, model.net_history, model.net_t):
+        assert {p.dtype for p in net.parameters()} == {torch.float32}
+    assert all(p.grad.dtype == torch.float32 for p in model.net_g.parameters() if p.grad is not None)
+    assert model.output.dtype == torch.float32
+
+
+def test_bfloat16_losses_are_the_float32_losses_to_bfloat16_accuracy(tmp_path):
+    low = one_step_losses(tmp_path, 'bfloat16').log_dict
+    full = one_step_losses(tmp_path, 'float32').log_dict
+    assert set(low) == set(full) == {'l_pix', 'l_kd', 'l_dcl', 'l_ce'}
+    for key in full:  # bfloat16 keeps 8 bits of mantissa: about 0.4 % per rounding
+        assert low[key] == pytest.approx(full[key], rel=0.05), key
