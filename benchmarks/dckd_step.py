@@ -4,8 +4,7 @@ Rows: scratch (L1), Logits KD, DCKD and DCKD + LCR in float32 and in bfloat16 mo
 (`train.precision`), DCKD through the straightforward reference path (float32), and with
 `--ablations` DCKD with each cost option changed from its default. Ratios are to Logits KD of
 the same precision. Each row runs in a fresh process, so one row's allocations cannot inflate
-another's peak. Peak memory: CUDA's max_memory_allocated on a GPU; on CPU the process's peak
-resident memory (VmHWM) above what it held before building the model.
+another's peak. Peak memory is that of live tensors over the timed iterations (see PeakMemory).
 
 `--fit-memory 24` (CUDA) also finds, per row, the largest batch that runs under a 24 GiB cap.
 Presets: `spec` is the SwinIR x4 pair of the spec (batch 16, LR 48x48, N = 5, published VQGAN
@@ -51,9 +50,10 @@ TERMS = {
 DCKD_TERMS = ('kd_opt', 'contrastive_opt', 'distribution_opt')
 BASE_ROWS = {'scratch': (), 'Logits KD': ('kd_opt', ), 'DCKD': DCKD_TERMS, 'DCKD + LCR': DCKD_TERMS + ('lcr_opt', )}
 ABLATIONS = {  # row name suffix -> (train options, top-level options)
-    'VQGAN recomputed': ({'vqgan_recompute': True}, {}),
+    'VQGAN activations kept': ({'vqgan_recompute': False}, {}),
+    'frozen nets compiled': ({'compile_frozen': True}, {}),
     'fused attention': ({}, {'fused_attention': True}),
-    'one frozen pass': ({'frozen_chunk': 10**6}, {}),
+    'negatives in one pass': ({'frozen_chunk': 10**6}, {}),
 }
 
 
@@ -106,24 +106,32 @@ def build_model(preset, spec, device, folder):
 
 
 class PeakMemory:
-    """Peak bytes held while measuring: CUDA's allocator counter, or on CPU the kernel's peak
-    resident set (VmHWM, reset through /proc/self/clear_refs) above the resident set at start."""
+    """Peak bytes of live tensors over the timed iterations.
+
+    CUDA: the allocator's own counter. CPU: the tensors that persist between iterations (weights,
+    gradients, optimizer and EMA state: summed exactly) plus the kernel's peak resident set
+    (VmHWM, reset through /proc/self/clear_refs) above the resident set at the start, taken after
+    the warm-up iterations so code pages and thread pools are already in. Children run with glibc
+    returning every block of 64 KiB or more to the kernel on free (MALLOC_ENV), so the resident
+    set follows the live tensors (that child's times are not used).
+    """
 
     def __init__(self, device):
         self.device = device
 
-    def start(self):
+    def start(self, model):
         if self.device == 'cuda':
             torch.cuda.reset_peak_memory_stats()
-            self.base = 0
-        else:
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-            self.base = self._status('VmRSS')
+            return
+        self.persistent = persistent_bytes(model)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        self.base = self._status('VmRSS')
 
     def peak_mib(self):
-        used = torch.cuda.max_memory_allocated() if self.device == 'cuda' else self._status('VmHWM') - self.base
-        return used / 2**20
+        if self.device == 'cuda':
+            return torch.cuda.max_memory_allocated() / 2**20
+        return (self.persistent + self._status('VmHWM') - self.base) / 2**20
 
     @staticmethod
     def _status(field):
@@ -131,11 +139,29 @@ class PeakMemory:
             return int(re.search(rf'{field}:\s+(\d+) kB', f.read()).group(1)) * 1024
 
 
-def time_iterations(model, preset, device, batch, iterations, warmup):
+MALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536', 'MALLOC_TRIM_THRESHOLD_': '0'}
+
+
+def persistent_bytes(model):
+    """Bytes of every network's parameters, buffers and gradients, and the optimizers' state."""
+    tensors = {}
+    for net in vars(model).values():
+        if isinstance(net, torch.nn.Module):
+            for tensor in [*net.parameters(), *net.buffers(), *(p.grad for p in net.parameters() if p.grad is not None)]:
+                tensors[tensor.data_ptr()] = tensor.nbytes
+    for optimizer in model.optimizers:
+        for state in optimizer.state.values():
+            tensors.update({t.data_ptr(): t.nbytes for t in state.values() if isinstance(t, torch.Tensor)})
+    return sum(tensors.values())
+
+
+def time_iterations(model, preset, device, batch, iterations, warmup, memory=None):
     size = preset['lq_size']
     data = {'lq': torch.rand(batch, 3, size, size), 'gt': torch.rand(batch, 3, size * 4, size * 4)}
     times = []
     for step in range(warmup + iterations):
+        if step == warmup and memory is not None:
+            memory.start(model)
         model.feed_data(data)
         if device == 'cuda':
             torch.cuda.synchronize()
@@ -190,9 +216,8 @@ def measure_row(args, spec, folder):
     torch.backends.cudnn.benchmark = True  # as BasicSR's train.py sets it
     preset = dict(PRESETS[args.preset], batch=args.batch or PRESETS[args.preset]['batch'])
     memory = PeakMemory(args.device)
-    memory.start()
     model = build_model(preset, spec, args.device, folder)
-    ms = time_iterations(model, preset, args.device, preset['batch'], args.iterations, args.warmup)
+    ms = time_iterations(model, preset, args.device, preset['batch'], args.iterations, args.warmup, memory)
     result = {'ms': ms, 'peak_mib': memory.peak_mib(), 'fit_batch': None}
     del model
     if args.fit_memory:
@@ -200,13 +225,22 @@ def measure_row(args, spec, folder):
     return result
 
 
-def run_in_child(args, spec, folder):
+def measure_in_children(args, spec, folder):
+    """One row. On CPU the peak comes from a second child with MALLOC_ENV, which slows allocation
+    down too much to time with."""
+    result = run_in_child(args, spec, folder, env=os.environ)
+    if args.device == 'cpu':
+        result['peak_mib'] = run_in_child(args, spec, folder, env={**os.environ, **MALLOC_ENV})['peak_mib']
+    return result
+
+
+def run_in_child(args, spec, folder, env):
     settings = ['--preset', args.preset, '--device', args.device, '--iterations', str(args.iterations),
                 '--warmup', str(args.warmup)]
     settings += ['--batch', str(args.batch)] if args.batch else []
     settings += ['--fit-memory', str(args.fit_memory)] if args.fit_memory else []
     command = [sys.executable, os.path.abspath(__file__), *settings, '--child', json.dumps(spec), '--folder', folder]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f'benchmark row {spec} failed:\n{done.stderr[-3000:]}')
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -263,7 +297,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         write_checkpoints(PRESETS[args.preset], folder)
         for name, spec in rows:
-            results.append(run_in_child(args, spec, folder))
+            results.append(measure_in_children(args, spec, folder))
             print(f'{name}: {results[-1]["ms"]:.1f} ms/iteration, peak {results[-1]["peak_mib"]:.0f} MiB', flush=True)
     table = markdown(rows, results, args)
     print('\n' + table)

@@ -8,38 +8,61 @@ from dckd.registry import register
 PAPER_LEVEL_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
+class NegativeSums:
+    """What DCR needs of the negatives, per level: sum_j mean|a - n_j| and sum_j sign(a - n_j).
+
+    The ratio's gradient needs nothing else of them (see _ContrastiveRatio), so negatives can be
+    added a few images at a time and dropped: the N x B negative features never exist together.
+    Images are numbered as in the (N * B) negative batch: image k is negative k // B of sample k % B.
+    """
+
+    def __init__(self, anchor):
+        self.anchor = [a.detach() for a in anchor]
+        self.distances = [a.new_zeros(()) for a in self.anchor]
+        self.signs = [torch.zeros_like(a) for a in self.anchor]
+
+    @torch.no_grad()
+    def add(self, features, first_image):
+        """features: per level (k, C, H, W) for negative images first_image .. first_image + k - 1."""
+        for level, (anchor, negative) in enumerate(zip(self.anchor, features)):
+            samples = torch.arange(first_image, first_image + len(negative), device=anchor.device) % len(anchor)
+            difference = anchor[samples] - negative  # promotes bfloat16 negatives to the anchor's float32
+            self.distances[level] += difference.abs().sum() / anchor.numel()
+            self.signs[level].index_add_(0, samples, difference.sign_())
+
+    @classmethod
+    def of(cls, anchor, negatives):
+        """From whole per-level negatives (N, B, C, H, W)."""
+        sums = cls(anchor)
+        sums.add([n.flatten(0, 1) for n in negatives], 0)
+        return sums
+
+
 class _ContrastiveRatio(torch.autograd.Function):
-    """mean|a - p| / (sum_j mean|a - n_j| + eps) for one level, without any (N, B, ...)-sized
-    temporary: autograd would build and keep |a - n| for all N negatives at once, the largest
-    tensors of a DCKD step. With M = a.numel(), num and den the two sums,
+    """mean|a - p| / (sum_j mean|a - n_j| + eps) for one level, from NegativeSums. With M = a.numel()
+    and num, den the two sums,
 
         d ratio / d a = sign(a - p) / (M den) - num / (M den^2) * sum_j sign(a - n_j),
 
-    so backward only needs a, p, the negatives (all alive anyway) and two scalars, and builds the
-    sign sum one negative at a time. Positive and negatives are constants (frozen networks).
-    Mixed dtypes are fine: bfloat16 targets are promoted to the anchor's float32 per negative.
+    so backward keeps a, p and one B-sized sign sum, where autograd would keep |a - n| for all N
+    negatives at once, the largest tensors of a DCKD step. Positive and negatives are constants.
     """
 
     @staticmethod
-    def forward(ctx, anchor, positive, negatives, eps):
+    def forward(ctx, anchor, positive, distance_sum, sign_sum, eps):
         to_positive = (anchor - positive).abs().mean()
-        to_negatives = torch.stack([(anchor - negative).abs().mean() for negative in negatives]).sum()
-        denominator = to_negatives + eps
-        ctx.save_for_backward(anchor, positive, negatives, to_positive, denominator)
+        denominator = distance_sum + eps
+        ctx.save_for_backward(anchor, positive, sign_sum, to_positive, denominator)
         return to_positive / denominator
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_ratio):
-        anchor, positive, negatives, to_positive, denominator = ctx.saved_tensors
-        sign_sum = torch.zeros_like(anchor)
-        difference = torch.empty_like(anchor)
-        for negative in negatives:
-            sign_sum.add_(torch.sub(anchor, negative, out=difference).sign_())
+        anchor, positive, sign_sum, to_positive, denominator = ctx.saved_tensors
         scale = grad_ratio / (anchor.numel() * denominator)
-        grad_anchor = torch.sub(anchor, positive, out=difference).sign_().mul_(scale)
-        grad_anchor.sub_(sign_sum.mul_(scale * to_positive / denominator))
-        return grad_anchor, None, None, None
+        grad_anchor = (anchor - positive).sign_().mul_(scale)
+        grad_anchor.sub_(sign_sum * (scale * to_positive / denominator))
+        return grad_anchor, None, None, None, None
 
 
 def _straightforward_ratio(anchor, positive, negatives, eps):
@@ -71,22 +94,29 @@ class DynamicContrastiveLoss(nn.Module):
         self.eps = eps
 
     def forward(self, anchor, positive, negatives):
-        """anchor, positive: per-level (B, C, H, W); negatives: per-level (N, B, C, H, W)."""
-        return self._weighted_sum(_ContrastiveRatio.apply, anchor, positive, negatives)
+        """anchor, positive: per-level (B, C, H, W); negatives: per-level (N, B, C, H, W), or the
+        NegativeSums of them."""
+        self._check(anchor, positive, negatives if isinstance(negatives, list) else negatives.signs)
+        sums = negatives if isinstance(negatives, NegativeSums) else NegativeSums.of(anchor, negatives)
+        ratios = [
+            _ContrastiveRatio.apply(a, p, distance, signs, self.eps)
+            for a, p, distance, signs in zip(anchor, positive, sums.distances, sums.signs)
+        ]
+        return self._weighted_sum(ratios)
 
     def straightforward(self, anchor, positive, negatives):
         """forward's value and gradient through plain autograd: the reference the lean one is tested
         and benchmarked against."""
-        return self._weighted_sum(_straightforward_ratio, anchor, positive, negatives)
+        self._check(anchor, positive, negatives)
+        return self._weighted_sum([_straightforward_ratio(a, p, n, self.eps) for a, p, n in zip(anchor, positive, negatives)])
 
-    def _weighted_sum(self, ratio, anchor, positive, negatives):
+    def _check(self, anchor, positive, negatives):
         if not len(anchor) == len(positive) == len(negatives) == len(self.level_weights):
             raise ValueError(f'DynamicContrastiveLoss has {len(self.level_weights)} level weights but got '
                              f'{len(anchor)}/{len(positive)}/{len(negatives)} anchor/positive/negative levels')
         if any(t.requires_grad for t in (*positive, *negatives)):
             raise ValueError('DynamicContrastiveLoss: positive and negative features are targets; compute them '
                              'without gradients (torch.no_grad or frozen networks).')
-        loss = 0
-        for weight, a, p, n in zip(self.level_weights, anchor, positive, negatives):
-            loss = loss + weight * ratio(a, p, n, self.eps)
-        return self.loss_weight * loss
+
+    def _weighted_sum(self, ratios):
+        return self.loss_weight * sum(weight * ratio for weight, ratio in zip(self.level_weights, ratios))

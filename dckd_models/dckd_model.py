@@ -8,9 +8,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
 from dckd_arch.vqgan_arch import load_vqgan_encoder
+from dckd_losses.contrastive_loss import NegativeSums
 from dckd_losses.distribution_loss import MODES
 from .frozen import freeze
-from .chunked import run_in_chunks
 from .history import HistorySchedule, move_towards
 from .kd_model import KDModel, build_optional_loss
 from .negatives import NegativeDegrader
@@ -54,10 +54,10 @@ class DCKDModel(KDModel):
     with every checkpoint and restored on resume.
 
     Cost options (none changes the losses beyond float rounding; see benchmarks/README.md):
-    - `train.frozen_chunk`: images per no-grad pass of the history model and the VQGAN over
-      positive and negatives (default: the batch size);
+    - `train.frozen_chunk`: images per no-grad pass of the history model and of the VQGAN over
+      the negatives (default: the batch size);
     - `train.vqgan_recompute`: recompute the anchor's VQGAN activations in backward instead of
-      keeping them (less memory, one more anchor pass; default false);
+      keeping them (less memory for one more anchor forward; default true);
     - with `train.precision: bfloat16` the VQGAN itself is held in bfloat16 (autocast would
       keep its GroupNorms in float32) and its features enter the losses as float32.
     """
@@ -95,7 +95,7 @@ class DCKDModel(KDModel):
                                           "DCR and DMM then work in a random feature space, not the paper's.")
             self.vqgan_dtype = torch.bfloat16 if self.mixed_precision else torch.float32
             self.net_vqgan.to(self.vqgan_dtype)  # a checkpoint deferred to resume is cast on loading
-            self.net_vqgan.encoder.recompute_activations = bool(train_opt.get('vqgan_recompute', False))
+            self.net_vqgan.encoder.recompute_activations = bool(train_opt.get('vqgan_recompute', True))
         self.frozen_chunk = train_opt.get('frozen_chunk')
         if self.cri_dcl:
             history, self.history_schedule = history_options(train_opt)
@@ -121,21 +121,22 @@ class DCKDModel(KDModel):
 
     def feature_losses(self, output, output_t, negatives):
         """l_dcl and l_ce from one grad-enabled encoder pass over the student output and no-grad
-        passes over the teacher output and the negatives (N*B images, or None without DCR)."""
+        passes over the teacher output and, `frozen_chunk` images at a time, the negatives (N*B
+        images, or None without DCR), whose features are reduced to NegativeSums and dropped."""
         losses = {}
         anchor_features, anchor_latent = self.net_vqgan(output.to(self.vqgan_dtype))
-        targets = [output_t] if negatives is None else [output_t, negatives]
-        frozen_images = torch.cat([images.to(self.vqgan_dtype) for images in targets])
-        frozen_features, frozen_latent = run_in_chunks(self.net_vqgan, frozen_images, self.frozen_chunk or len(output))
-        batch = output.shape[0]
+        with torch.no_grad():
+            positive_features, positive_latent = self.net_vqgan(output_t.to(self.vqgan_dtype))
         if self.cri_dcl:
-            # targets stay in the VQGAN's dtype; the loss promotes them per negative
-            positive = [f[:batch] for f in frozen_features]
-            negative = [f[batch:].unflatten(0, (self.num_negatives, batch)) for f in frozen_features]
-            losses['l_dcl'] = self.cri_dcl([f.float() for f in anchor_features], positive, negative)
+            anchor = [f.float() for f in anchor_features]
+            sums, chunk = NegativeSums(anchor), self.frozen_chunk or len(output)
+            for index, images in enumerate(negatives.to(self.vqgan_dtype).split(chunk)):
+                with torch.no_grad():
+                    features, _ = self.net_vqgan(images)
+                sums.add(features, first_image=index * chunk)
+            losses['l_dcl'] = self.cri_dcl(anchor, positive_features, sums)
         if self.cri_ce:
-            losses['l_ce'] = self.cri_ce(anchor_latent.float(), frozen_latent[:batch].float(),
-                                         self.net_vqgan.codebook.float())
+            losses['l_ce'] = self.cri_ce(anchor_latent.float(), positive_latent.float(), self.net_vqgan.codebook.float())
         return losses
 
     @torch.no_grad()
@@ -145,13 +146,18 @@ class DCKDModel(KDModel):
         if self.num_negatives > 1:
             inputs.append(self.degrade(self.lq.repeat(self.num_negatives - 1, 1, 1, 1)))
         with self.autocast():
-            return run_in_chunks(self.net_history, torch.cat(inputs), self.frozen_chunk or len(self.lq))
+            return torch.cat([self.net_history(images) for images in torch.cat(inputs).split(self.frozen_chunk or len(self.lq))])
 
     def after_step(self, current_iter):
         if self.cri_dcl and self.history_schedule.updates_at(current_iter):
             move_towards(self.net_history, self.history_source_net(), self.history_attenuation)
 
     # ----- checkpoints -----------------------------------------------------------------------
+
+    def frozen_networks(self):
+        networks = super().frozen_networks()
+        networks += [self.net_vqgan] if hasattr(self, 'net_vqgan') else []
+        return networks + ([self.net_history] if self.cri_dcl else [])
 
     def replicated_networks(self):
         networks = super().replicated_networks()

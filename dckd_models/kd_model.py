@@ -68,6 +68,10 @@ class KDModel(SRModel):
             networks = [net for net in vars(self).values() if isinstance(net, nn.Module)]
             switched = sum(use_fused_attention(net) for net in networks)
             get_root_logger().info(f'fused_attention: {switched} SwinIR window attention modules switched')
+        if opt['is_train'] and opt['train'].get('compile_frozen'):
+            for net in self.frozen_networks():
+                net.compile()  # in place: state_dict keys stay unprefixed
+            get_root_logger().info('compile_frozen: the frozen networks are compiled on first use (takes minutes)')
 
     @classmethod
     def needs_teacher(cls, opt):
@@ -130,6 +134,10 @@ class KDModel(SRModel):
             return DistributedDataParallel(net.to(self.device),
                                            find_unused_parameters=self.opt.get('find_unused_parameters', False))
         return super().model_to_device(net)
+
+    def frozen_networks(self):
+        """Networks that only run forward passes on the student's behalf."""
+        return [self.net_t] if hasattr(self, 'net_t') else []
 
     def replicated_networks(self):
         """Networks every rank must hold identically under DDP."""

@@ -25,7 +25,7 @@ def test_benchmark_writes_one_row_per_variant_with_ratios_to_logits_kd(tmp_path)
 
 def test_ablation_and_bfloat16_rows_follow_their_base_rows():
     names = [name for name, _ in dckd_step.rows_to_run(['float32', 'bfloat16'], ablations=True)]
-    assert names.index('DCKD, VQGAN recomputed, bfloat16') > names.index('DCKD, bfloat16')
+    assert names.index('DCKD, frozen nets compiled, bfloat16') > names.index('DCKD, bfloat16')
     assert 'DCKD, reference path, bfloat16' not in names  # the reference is defined in float32
     assert len(names) == 2 * (4 + len(dckd_step.ABLATIONS)) + 1
 

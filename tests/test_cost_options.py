@@ -3,12 +3,11 @@ training with cheaper forward passes (the exactness of the float32 options again
 path is in test_reference_step.py)."""
 import pytest
 import torch
-from torch import nn
 
 from basicsr.archs import build_network
 from dckd_losses import DynamicContrastiveLoss
+from dckd_losses.contrastive_loss import NegativeSums
 from dckd_models import DCKDModel
-from dckd_models.chunked import run_in_chunks
 from dckd_models.option_checks import OptionError
 from conftest import TINY_VQGAN
 from test_models import batch, make_opt
@@ -38,7 +37,7 @@ class SavedForBackward:
         return sum(fresh.values())
 
 
-def test_lean_contrastive_loss_keeps_only_its_inputs_and_scalars_for_backward():
+def test_lean_contrastive_loss_keeps_one_anchor_sized_sign_sum_for_backward():
     anchor = torch.randn(2, 8, 16, 16, requires_grad=True)
     positive, negatives = torch.randn(2, 8, 16, 16), torch.randn(5, 2, 8, 16, 16)
     loss = DynamicContrastiveLoss(1.0, [1.0])
@@ -46,8 +45,33 @@ def test_lean_contrastive_loss_keeps_only_its_inputs_and_scalars_for_backward():
         loss([anchor], [positive], [negatives])
     with SavedForBackward() as plain:
         loss.straightforward([anchor], [positive], [negatives])
-    assert lean.bytes_not_in([anchor, positive, negatives]) <= 2 * 4  # the two sums
+    assert lean.bytes_not_in([anchor, positive, negatives]) <= anchor.numel() * 4 + 2 * 4  # sign sum, two sums
     assert plain.bytes_not_in([anchor, positive, negatives]) >= negatives.numel() * 4  # |a - n| for all N
+
+
+def test_negative_sums_by_hand():
+    # B = 2 samples of one value each; negatives (N = 2): n_1 = [1, -1], n_2 = [3, 0]; anchor [2, 0]
+    anchor = [torch.tensor([2., 0.]).view(2, 1, 1, 1)]
+    negatives = [torch.tensor([[1., -1.], [3., 0.]]).view(2, 2, 1, 1, 1)]
+    sums = NegativeSums.of(anchor, negatives)
+    # mean|a - n_1| = (1 + 1) / 2, mean|a - n_2| = (1 + 0) / 2; signs: sample 0: +1 - 1, sample 1: +1 + 0
+    assert sums.distances[0].item() == pytest.approx(1.5)
+    assert sums.signs[0].flatten().tolist() == [0., 1.]
+
+
+@pytest.mark.parametrize('chunk', [1, 2, 3, 4])
+def test_negative_sums_added_in_any_chunks_equal_all_at_once(chunk):
+    generator = torch.Generator().manual_seed(0)
+    anchor = [torch.randn(2, 4, 8, 8, generator=generator), torch.randn(2, 6, 4, 4, generator=generator)]
+    negatives = [torch.randn((3, ) + a.shape, generator=generator) for a in anchor]
+    whole = NegativeSums.of(anchor, negatives)
+    chunked = NegativeSums(anchor)
+    images = [n.flatten(0, 1) for n in negatives]  # 6 images: negative k // 2 of sample k % 2
+    for first in range(0, 6, chunk):
+        chunked.add([level[first:first + chunk] for level in images], first_image=first)
+    for level in range(2):
+        assert chunked.distances[level].item() == pytest.approx(whole.distances[level].item(), rel=1e-6)
+        assert torch.equal(chunked.signs[level], whole.signs[level])
 
 
 def test_recomputed_vqgan_keeps_less_than_half_and_gives_the_same_gradient():
@@ -65,20 +89,6 @@ def test_recomputed_vqgan_keeps_less_than_half_and_gives_the_same_gradient():
     (kept_plain, grad_plain), (kept_recomputed, grad_recomputed) = results[False], results[True]
     assert kept_recomputed < kept_plain / 2
     assert torch.allclose(grad_recomputed, grad_plain, rtol=1e-5, atol=1e-7)
-
-
-def test_chunked_passes_equal_one_pass_for_nested_outputs():
-
-    class TwoOutputs(nn.Module):
-
-        def forward(self, x):
-            return [x * 2, x.mean(dim=1, keepdim=True)], x[:, :1] - 1
-
-    images = torch.rand(5, 3, 4, 4)
-    (features, latent), ((chunked_features, chunked_latent)) = TwoOutputs()(images), run_in_chunks(
-        TwoOutputs(), images, chunk_size=2)
-    for whole, chunked in zip(features + [latent], chunked_features + [chunked_latent]):
-        assert torch.equal(whole, chunked)
 
 
 def test_chunked_history_negatives_equal_unchunked(tmp_path):
@@ -125,3 +135,16 @@ def test_bfloat16_losses_are_the_float32_losses_to_bfloat16_accuracy(tmp_path):
     assert set(low) == set(full) == {'l_pix', 'l_kd', 'l_dcl', 'l_ce'}
     for key in full:  # bfloat16 keeps 8 bits of mantissa: about 0.4 % per rounding
         assert low[key] == pytest.approx(full[key], rel=0.05), key
+
+
+@pytest.mark.slow
+def test_compiled_frozen_networks_give_the_eager_step(tmp_path):
+    eager = one_step_losses(tmp_path, 'float32').log_dict
+    torch.manual_seed(0)
+    model = DCKDModel(make_opt(tmp_path, terms=('kd', 'dcl', 'ce'), compile_frozen=True))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    for key in eager:
+        assert model.log_dict[key] == pytest.approx(eager[key], rel=1e-4), key
+    for net in (model.net_t, model.net_vqgan, model.net_history):  # checkpoints keep their key names
+        assert not any(key.startswith('_orig_mod') for key in net.state_dict())

@@ -10,7 +10,8 @@ from test_models import batch, make_opt
 COST_OPTIONS = {
     'default': {},
     'chunks of one image': {'frozen_chunk': 1},
-    'recomputed VQGAN': {'vqgan_recompute': True},
+    'chunks straddling negatives': {'frozen_chunk': 3},
+    'VQGAN activations kept': {'vqgan_recompute': False},
 }
 
 
