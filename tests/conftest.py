@@ -3,6 +3,7 @@ import ast
 import os
 
 import pytest
+import torch
 
 from dckd.registration import register_all
 
@@ -33,6 +34,20 @@ def benchmark_images(name):
     if not os.path.isdir(folder):
         pytest.skip(f'benchmark images {folder} not available')
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith('.png'))
+
+
+# the devices a spec runs on: the CPU always, a GPU where there is one (marked, skipped in CI)
+DEVICES = ['cpu', pytest.param('cuda', marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                                 reason='needs a CUDA device')])]
+
+
+@pytest.fixture
+def float32_exact():
+    """Plain float32 on a GPU too: no TF32 in convolutions or matmuls while the test runs."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 TINY_VQGAN = dict(type='VQGANEncoder', ch=32, ch_mult=[1, 1, 2, 2, 4], num_res_blocks=1, z_channels=8, embed_dim=8,

@@ -9,7 +9,7 @@ from dckd_losses import DynamicContrastiveLoss
 from dckd_losses.contrastive_loss import NegativeSums
 from dckd_models import DCKDModel
 from dckd_models.option_checks import OptionError
-from conftest import TINY_VQGAN
+from conftest import DEVICES, TINY_VQGAN
 from test_models import batch, make_opt
 
 
@@ -112,9 +112,11 @@ def test_unknown_precision_is_an_option_error(tmp_path):
         DCKDModel(make_opt(tmp_path, precision='float16'))
 
 
-def one_step_losses(tmp_path, precision):
+def one_step_losses(tmp_path, precision, device='cpu'):
     torch.manual_seed(0)
-    model = DCKDModel(make_opt(tmp_path, terms=('kd', 'dcl', 'ce'), precision=precision))
+    opt = make_opt(tmp_path, terms=('kd', 'dcl', 'ce'), precision=precision)
+    opt['num_gpu'] = int(device == 'cuda')
+    model = DCKDModel(opt)
     model.feed_data(batch())
     model.optimize_parameters(1)
     return model
@@ -129,9 +131,10 @@ def test_bfloat16_mode_trains_float32_weights_with_bfloat16_frozen_vqgan(tmp_pat
     assert model.output.dtype == torch.float32
 
 
-def test_bfloat16_losses_are_the_float32_losses_to_bfloat16_accuracy(tmp_path):
-    low = one_step_losses(tmp_path, 'bfloat16').log_dict
-    full = one_step_losses(tmp_path, 'float32').log_dict
+@pytest.mark.parametrize('device', DEVICES)
+def test_bfloat16_losses_are_the_float32_losses_to_bfloat16_accuracy(tmp_path, device, float32_exact):
+    low = one_step_losses(tmp_path, 'bfloat16', device).log_dict
+    full = one_step_losses(tmp_path, 'float32', device).log_dict
     assert set(low) == set(full) == {'l_pix', 'l_kd', 'l_dcl', 'l_ce'}
     for key in full:  # bfloat16 keeps 8 bits of mantissa: about 0.4 % per rounding
         assert low[key] == pytest.approx(full[key], rel=0.05), key

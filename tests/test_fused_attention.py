@@ -1,9 +1,11 @@
 """SwinIR with fused window attention is the same function of the same weights."""
+import pytest
 import torch
 
 from basicsr.archs import build_network
 from dckd_arch.fused_attention import FusedWindowAttention, use_fused_attention
 from dckd_models import DCKDModel
+from conftest import DEVICES
 from test_models import make_opt
 
 # two blocks per stage, so every stage has a shifted (masked) block; no stochastic depth
@@ -11,13 +13,14 @@ SWINIR = dict(type='SwinIR', upscale=2, in_chans=3, img_size=16, window_size=4, 
               embed_dim=12, num_heads=[2, 3], mlp_ratio=2, upsampler='pixelshuffle', drop_path_rate=0.0)
 
 
-def test_fused_swinir_gives_the_same_output_and_gradients_from_the_same_checkpoint():
+@pytest.mark.parametrize('device', DEVICES)
+def test_fused_swinir_gives_the_same_output_and_gradients_from_the_same_checkpoint(device, float32_exact):
     torch.manual_seed(0)
-    plain = build_network(SWINIR)
-    fused = build_network(SWINIR)
+    plain = build_network(SWINIR).to(device)
+    fused = build_network(SWINIR).to(device)
     fused.load_state_dict(plain.state_dict())
     assert use_fused_attention(fused) == 4
-    image = torch.rand(2, 3, 16, 16)
+    image = torch.rand(2, 3, 16, 16, device=device)
     results = []
     for net in (plain, fused):
         leaf = image.clone().requires_grad_(True)

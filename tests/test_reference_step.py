@@ -5,6 +5,7 @@ import torch
 
 from dckd_models import DCKDModel
 from dckd_models.reference_step import reference_feature_losses
+from conftest import DEVICES
 from test_models import batch, make_opt
 
 COST_OPTIONS = {
@@ -15,10 +16,13 @@ COST_OPTIONS = {
 }
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('options', COST_OPTIONS.values(), ids=COST_OPTIONS.keys())
 @pytest.mark.parametrize('terms', [('kd', 'dcl', 'ce'), ('kd', 'dcl'), ('kd', 'ce')], ids=['both', 'dcr', 'dmm'])
-def test_fused_losses_and_gradients_equal_the_reference(tmp_path, terms, options):
-    model = DCKDModel(make_opt(tmp_path, terms=terms, negatives={'num': 3}, **options))
+def test_fused_losses_and_gradients_equal_the_reference(tmp_path, terms, options, device, float32_exact):
+    opt = make_opt(tmp_path, terms=terms, negatives={'num': 3}, **options)
+    opt['num_gpu'] = int(device == 'cuda')
+    model = DCKDModel(opt)
     model.feed_data(batch())
     # one step first: before it the history model is the student, H(x) = S(x), and |a - n| sits at
     # its kink, where float rounding of the frozen passes flips the gradient's signs
