@@ -147,7 +147,8 @@ def persistent_bytes(model):
     tensors = {}
     for net in vars(model).values():
         if isinstance(net, torch.nn.Module):
-            for tensor in [*net.parameters(), *net.buffers(), *(p.grad for p in net.parameters() if p.grad is not None)]:
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            for tensor in [*net.parameters(), *net.buffers(), *grads]:
                 tensors[tensor.data_ptr()] = tensor.nbytes
     for optimizer in model.optimizers:
         for state in optimizer.state.values():

@@ -108,7 +108,8 @@ class DynamicContrastiveLoss(nn.Module):
         """forward's value and gradient through plain autograd: the reference the lean one is tested
         and benchmarked against."""
         self._check(anchor, positive, negatives)
-        return self._weighted_sum([_straightforward_ratio(a, p, n, self.eps) for a, p, n in zip(anchor, positive, negatives)])
+        ratios = [_straightforward_ratio(a, p, n, self.eps) for a, p, n in zip(anchor, positive, negatives)]
+        return self._weighted_sum(ratios)
 
     def _check(self, anchor, positive, negatives):
         if not len(anchor) == len(positive) == len(negatives) == len(self.level_weights):

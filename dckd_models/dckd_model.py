@@ -136,7 +136,8 @@ class DCKDModel(KDModel):
                 sums.add(features, first_image=index * chunk)
             losses['l_dcl'] = self.cri_dcl(anchor, positive_features, sums)
         if self.cri_ce:
-            losses['l_ce'] = self.cri_ce(anchor_latent.float(), positive_latent.float(), self.net_vqgan.codebook.float())
+            codebook = self.net_vqgan.codebook.float()
+            losses['l_ce'] = self.cri_ce(anchor_latent.float(), positive_latent.float(), codebook)
         return losses
 
     @torch.no_grad()
@@ -145,8 +146,9 @@ class DCKDModel(KDModel):
         inputs = [self.lq]
         if self.num_negatives > 1:
             inputs.append(self.degrade(self.lq.repeat(self.num_negatives - 1, 1, 1, 1)))
+        chunks = torch.cat(inputs).split(self.frozen_chunk or len(self.lq))
         with self.autocast():
-            return torch.cat([self.net_history(images) for images in torch.cat(inputs).split(self.frozen_chunk or len(self.lq))])
+            return torch.cat([self.net_history(images) for images in chunks])
 
     def after_step(self, current_iter):
         if self.cri_dcl and self.history_schedule.updates_at(current_iter):

@@ -64,6 +64,10 @@ class KDModel(SRModel):
         if opt['is_train']:
             self.check_options(opt)
         super().__init__(opt)
+        self.apply_cost_options(opt)
+
+    def apply_cost_options(self, opt):
+        """`fused_attention` and `train.compile_frozen`, once every network exists."""
         if opt.get('fused_attention'):
             networks = [net for net in vars(self).values() if isinstance(net, nn.Module)]
             switched = sum(use_fused_attention(net) for net in networks)

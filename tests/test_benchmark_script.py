@@ -15,7 +15,8 @@ def test_benchmark_writes_one_row_per_variant_with_ratios_to_logits_kd(tmp_path)
     out = tmp_path / 'table.md'
     dckd_step.main(['--preset', 'cpu', '--device', 'cpu', '--iterations', '1', '--warmup', '0',
                     '--precisions', 'float32', '--out', str(out)])
-    rows = [line.split(' | ') for line in out.read_text().splitlines() if line.startswith('| ') and 'variant' not in line]
+    lines = out.read_text().splitlines()
+    rows = [line.split(' | ') for line in lines if line.startswith('| ') and 'variant' not in line]
     assert [row[0][2:] for row in rows] == ['scratch, float32', 'Logits KD, float32', 'DCKD, float32',
                                            'DCKD, reference path, float32', 'DCKD + LCR, float32']
     logits = rows[1]
