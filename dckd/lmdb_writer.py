@@ -1,12 +1,13 @@
 """Writing images into LMDBs that BasicSR's LMDB backend reads (PNG bytes + meta_info.txt)."""
 import os
-import shutil
 
 import cv2
 import lmdb
 
+from dckd.partial_output import PartialOutput
 
-class ImageLmdbWriter:
+
+class ImageLmdbWriter(PartialOutput):
     """Streams (key, BGR uint8 image) pairs into `<path>`, which must end with .lmdb.
 
     Writes into `<path>.partial` and renames it on `close()`, so an interrupted run never leaves
@@ -18,10 +19,7 @@ class ImageLmdbWriter:
     def __init__(self, path, overwrite=False, compress_level=1, commit_every=256):
         if not path.endswith('.lmdb'):
             raise ValueError(f'LMDB folder names end with .lmdb: {path}')
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f'{path} exists; remove it or ask for overwrite (--overwrite).')
-        self.path, self.partial = path, path + '.partial'
-        shutil.rmtree(self.partial, ignore_errors=True)
+        super().__init__(path, overwrite)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.env = lmdb.open(self.partial, map_size=1 << 30)
         self.compress_level, self.commit_every = compress_level, commit_every
@@ -57,18 +55,11 @@ class ImageLmdbWriter:
         self.env.close()
         with open(os.path.join(self.partial, 'meta_info.txt'), 'w') as meta:
             meta.writelines(self.meta_lines)
-        shutil.rmtree(self.path, ignore_errors=True)
-        os.replace(self.partial, self.path)
+        self.publish()
         return len(self.meta_lines)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, error_type, *_):
-        if error_type is None:
-            self.close()
-        else:
-            self.env.close()
+    def abandon(self):
+        self.env.close()
 
 
 def write_image_lmdb(path, items, overwrite=False):

@@ -1,20 +1,18 @@
 """Output handling shared by every preparation: refuse to overwrite, or report finished work."""
 import os
-import shutil
 
 import cv2
 
 from dckd.lmdb_writer import ImageLmdbWriter
+from dckd.partial_output import PartialOutput
 
 
-class FolderWriter:
+class FolderWriter(PartialOutput):
     """PNG files `<key>.png` in a folder, written into `<path>.partial` and renamed when complete."""
 
     def __init__(self, path, overwrite=False):
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f'{path} exists; remove it or ask for overwrite (--overwrite).')
-        self.path, self.partial, self.count = path, path + '.partial', 0
-        shutil.rmtree(self.partial, ignore_errors=True)
+        super().__init__(path, overwrite)
+        self.count = 0
         os.makedirs(self.partial)
 
     def put(self, key, img):
@@ -23,16 +21,8 @@ class FolderWriter:
         self.count += 1
 
     def close(self):
-        shutil.rmtree(self.path, ignore_errors=True)
-        os.replace(self.partial, self.path)
+        self.publish()
         return self.count
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, error_type, *_):
-        if error_type is None:
-            self.close()
 
 
 def open_writer(path, overwrite):
