@@ -36,6 +36,12 @@ def load_checkpoint(path, what='checkpoint'):
         raise RuntimeError(f'cannot load {what} {path} safely: {error}') from error
 
 
+def refuse_to_replace(path, force):
+    """The converters never replace a file the user has, unless --force says so."""
+    if os.path.exists(path) and not force:
+        raise SystemExit(f'{path} exists; pass --force to replace it.')
+
+
 def save_atomically(obj, path):
     """torch.save through `<path>.tmp` and a rename: an interrupted write never leaves a
     truncated file under `path` (nor a stray .tmp)."""

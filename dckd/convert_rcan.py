@@ -8,12 +8,11 @@ tensors are therefore checked to encode exactly that (std 1, rgb_range 255, DIV2
 every other tensor is renamed, unchanged. The network options are read off the keys and shapes.
 """
 import argparse
-import os
 import re
 
 import torch
 
-from dckd.checkpoint import extract_state_dict, load_checkpoint, save_atomically
+from dckd.checkpoint import extract_state_dict, load_checkpoint, refuse_to_replace, save_atomically
 
 RGB_RANGE = 255.
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean; RCAN's default and BasicSR RCAN's default
@@ -175,8 +174,7 @@ def load_rcan_checkpoint(path):
 
 def convert(checkpoint_path, output_path, force=False):
     """Write `{'params': converted}` for an official RCAN file; returns the inferred network options."""
-    if os.path.exists(output_path) and not force:
-        raise SystemExit(f'{output_path} exists; pass --force to replace it.')
+    refuse_to_replace(output_path, force)
     checkpoint = load_checkpoint(checkpoint_path, what='RCAN checkpoint')
     if not is_official_rcan(checkpoint):
         raise SystemExit(f'{checkpoint_path} is not an official RCAN checkpoint (no head.0.weight, sub_mean.weight '

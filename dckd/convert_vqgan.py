@@ -5,15 +5,13 @@ checks them against VQGANEncoder's layout, and saves `{'params': ...}` for
 `path.pretrain_network_vqgan`. Never overwrites an existing file unless --force is given.
 """
 import argparse
-import os
 
 
 def convert(checkpoint_path, output_path, force=False, **arch_options):
-    from dckd.checkpoint import save_atomically
+    from dckd.checkpoint import refuse_to_replace, save_atomically
     from dckd_arch.vqgan_arch import VQGANEncoder, load_vqgan_encoder
 
-    if os.path.exists(output_path) and not force:
-        raise SystemExit(f'{output_path} exists; pass --force to replace it.')
+    refuse_to_replace(output_path, force)
     net = VQGANEncoder(**arch_options)
     load_vqgan_encoder(net, checkpoint_path)  # strict: fails naming missing or mis-shaped keys
     save_atomically({'params': net.state_dict()}, output_path)

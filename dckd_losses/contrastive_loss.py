@@ -96,11 +96,13 @@ class DynamicContrastiveLoss(nn.Module):
     def forward(self, anchor, positive, negatives):
         """anchor, positive: per-level (B, C, H, W); negatives: per-level (N, B, C, H, W), or the
         NegativeSums of them."""
-        self._check(anchor, positive, negatives if isinstance(negatives, list) else negatives.signs)
-        sums = negatives if isinstance(negatives, NegativeSums) else NegativeSums.of(anchor, negatives)
+        if not isinstance(negatives, NegativeSums):
+            self._check(anchor, positive, negatives)
+            negatives = NegativeSums.of(anchor, negatives)
+        self._check(anchor, positive, negatives.signs)
         ratios = [
             _ContrastiveRatio.apply(a, p, distance, signs, self.eps)
-            for a, p, distance, signs in zip(anchor, positive, sums.distances, sums.signs)
+            for a, p, distance, signs in zip(anchor, positive, negatives.distances, negatives.signs)
         ]
         return self._weighted_sum(ratios)
 
