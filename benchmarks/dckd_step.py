@@ -86,14 +86,14 @@ def build_model(preset, spec, device, folder):
 
     paths = {key: os.path.join(folder, f'{key}.pth') for key in ('teacher', 'vqgan')}
     opt = {
-        'name': 'benchmark', 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'manual_seed': 0,
+        'name': 'benchmark', 'model_type': 'DCKDModel', 'logger': {'save_checkpoint_freq': 10**6}, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'manual_seed': 0,
         'num_gpu': 1 if device == 'cuda' else 0, 'scale': 4,
         'network_g': preset['student'], 'network_t': preset['teacher'], 'network_vqgan': preset['vqgan'],
-        'datasets': {'train': {'gt_size': preset['lq_size'] * 4}},
+        'datasets': {'train': {'type': 'PairedImageDataset', 'gt_size': preset['lq_size'] * 4}},
         'path': {'pretrain_network_g': None, 'resume_state': None, 'pretrain_network_t': paths['teacher'],
                  'pretrain_network_vqgan': paths['vqgan']},
         'train': {'ema_decay': 0.999, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5}, 'total_iter': 10**6,
                   'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'precision': spec['precision'],
                   'negatives': {'num': preset['negatives']}, **{t: dict(TERMS[t]) for t in spec['terms']},
                   **spec.get('train', {})},

@@ -167,7 +167,7 @@ class VQGANEncoder(nn.Module):
                  input_range=(-1, 1)):
         super().__init__()
         if list(input_range) not in ([0, 1], [-1, 1]):
-            raise ValueError(f'network_vqgan.input_range must be [0, 1] or [-1, 1], got {input_range}')
+            raise ValueError(f'VQGANEncoder: input_range must be [0, 1] or [-1, 1], got {input_range}')
         self.rescale_input = list(input_range) == [-1, 1]
         self.encoder = Encoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
         self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)

@@ -88,7 +88,7 @@ class DynamicContrastiveLoss(nn.Module):
     def __init__(self, loss_weight=0.1, level_weights=PAPER_LEVEL_WEIGHTS, eps=1e-7):
         super().__init__()
         if eps < 0:
-            raise ValueError(f'contrastive_opt.eps must be >= 0, got {eps}')
+            raise ValueError(f'DynamicContrastiveLoss: eps must be >= 0, got {eps}')
         self.loss_weight = loss_weight
         self.level_weights = tuple(float(w) for w in level_weights)
         self.eps = eps

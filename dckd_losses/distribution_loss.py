@@ -33,7 +33,7 @@ class DistributionMappingLoss(nn.Module):
     def __init__(self, loss_weight=0.001, mode='paper'):
         super().__init__()
         if mode not in MODES:
-            raise ValueError(f"distribution_opt.mode must be one of {MODES}, got '{mode}'")
+            raise ValueError(f"DistributionMappingLoss: mode must be one of {MODES}, got '{mode}'")
         self.loss_weight = loss_weight
         self.mode = mode
 

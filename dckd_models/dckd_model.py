@@ -7,35 +7,11 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
-from dckd_arch.vqgan_arch import load_vqgan_encoder
 from dckd_losses.contrastive_loss import NegativeSums
-from dckd_losses.distribution_loss import MODES
-from .frozen import freeze
+from .frozen import freeze, load_vqgan
 from .history import HistorySchedule, move_towards
 from .kd_model import KDModel, build_optional_loss
 from .negatives import NegativeDegrader
-from .option_checks import OptionError, check_checkpoint, check_choice
-
-HISTORY_DEFAULTS = {'source': 'ema', 'attenuation': 0.1, 'steps': [1000, 2000, 3000], 'milestones': [100000, 200000]}
-HISTORY_SOURCES = ('ema', 'student')
-
-
-def history_options(train_opt):
-    """`train.history` with defaults, checked; returns (options, schedule)."""
-    history = {**HISTORY_DEFAULTS, **train_opt.get('history', {})}
-    check_choice(history['source'], HISTORY_SOURCES, 'train.history.source')
-    if history['source'] == 'ema' and not train_opt.get('ema_decay', 0) > 0:
-        raise OptionError("train.history.source = 'ema' needs train.ema_decay > 0 (or use source: student).")
-    return history, HistorySchedule(history['steps'], history['milestones'])
-
-
-def negatives_options(train_opt, generator):
-    """`train.negatives`, checked; returns (number of negatives, degrader drawing from `generator`)."""
-    negatives = dict(train_opt.get('negatives', {}))
-    num = int(negatives.pop('num', 5))
-    if num < 1:
-        raise OptionError('train.negatives.num must be at least 1.')
-    return num, NegativeDegrader(generator, **negatives)
 
 
 @register(MODEL_REGISTRY)
@@ -62,30 +38,10 @@ class DCKDModel(KDModel):
       keep its GroupNorms in float32) and its features enter the losses as float32.
     """
 
-    teacher_loss_keys = KDModel.teacher_loss_keys + ('contrastive_opt', 'distribution_opt')
-
-    @classmethod
-    def check_options(cls, opt):
-        super().check_options(opt)
-        train_opt = opt['train']
-        if train_opt.get('distribution_opt'):
-            check_choice(train_opt['distribution_opt'].get('mode', 'paper'), MODES, 'train.distribution_opt.mode')
-        if train_opt.get('contrastive_opt') or train_opt.get('distribution_opt'):
-            if 'network_vqgan' not in opt:
-                raise OptionError('network_vqgan is missing: contrastive_opt and distribution_opt need the VQGAN '
-                                  'encoder (type: VQGANEncoder).')
-            check_checkpoint(opt, 'network_vqgan', 'the VQGAN encoder', required=False)
-        if train_opt.get('contrastive_opt'):
-            history_options(train_opt)
-            negatives_options(train_opt, generator=None)
-        chunk = train_opt.get('frozen_chunk')
-        if chunk is not None and not (isinstance(chunk, int) and chunk >= 1):
-            raise OptionError(f'train.frozen_chunk must be a positive number of images, got {chunk!r}')
-
     def init_training_settings(self):
-        train_opt = self.opt['train']
-        self.cri_dcl, _ = build_optional_loss(train_opt, 'contrastive_opt')
-        self.cri_ce, _ = build_optional_loss(train_opt, 'distribution_opt')
+        train = self.options.train
+        self.cri_dcl = build_optional_loss(train.contrastive_opt)
+        self.cri_ce = build_optional_loss(train.distribution_opt)
         super().init_training_settings()
         if self.cri_dcl or self.cri_ce:
             self.net_vqgan = self.build_frozen('network_vqgan', self.load_vqgan)
@@ -95,16 +51,17 @@ class DCKDModel(KDModel):
                                           "DCR and DMM then work in a random feature space, not the paper's.")
             self.vqgan_dtype = torch.bfloat16 if self.mixed_precision else torch.float32
             self.net_vqgan.to(self.vqgan_dtype)  # a checkpoint deferred to resume is cast on loading
-            self.net_vqgan.encoder.recompute_activations = bool(train_opt.get('vqgan_recompute', True))
-        self.frozen_chunk = train_opt.get('frozen_chunk')
+            self.net_vqgan.encoder.recompute_activations = train.vqgan_recompute
+        self.frozen_chunk = train.frozen_chunk
         if self.cri_dcl:
-            history, self.history_schedule = history_options(train_opt)
-            self.history_source, self.history_attenuation = history['source'], history['attenuation']
+            history = train.history
+            self.history_schedule = HistorySchedule(history.steps, history.milestones)
+            self.history_source, self.history_attenuation = history.source, history.attenuation
             self.net_history = freeze(copy.deepcopy(self.history_source_net()))
-            self.num_negatives, self.degrade = negatives_options(train_opt, self.rng)
+            self.num_negatives, self.degrade = train.negatives.num, NegativeDegrader(train.negatives, self.rng)
 
     def load_vqgan(self, net, source):
-        load_vqgan_encoder(net, source['path'])
+        load_vqgan(net, source)
         get_root_logger().info(f'Loaded VQGAN encoder from {source["path"]}')
 
     def history_source_net(self):

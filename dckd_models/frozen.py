@@ -1,5 +1,12 @@
-"""Frozen networks (teacher, VQGAN) and where their weights came from."""
+"""Frozen networks (teacher, VQGAN): frozen for good, and loaded with errors that name the file."""
 import types
+
+import torch
+
+from dckd.checkpoint import load_checkpoint
+from dckd.convert_rcan import is_official_rcan, official_to_basicsr
+from dckd.schema import OptionError
+from dckd_arch.vqgan_arch import load_vqgan_encoder
 
 
 def _stay_in_eval(net, mode=True):
@@ -15,19 +22,76 @@ def freeze(net):
     return net
 
 
-def checkpoint_source(opt, network_key):
-    """What `path:` says to load into `network_<label>`: path, param key and strictness."""
+def checkpoint_source(path, network_key):
+    """What the parsed `path:` options say to load into `network_<label>`: path, param key and
+    strictness (the teacher's `param_key_t`, `strict_load_t`; defaults where none is declared)."""
     label = network_key[len('network_'):]
-    path_opt = opt['path']
     return {
-        'path': path_opt.get(f'pretrain_{network_key}'),
-        'param_key': path_opt.get(f'param_key_{label}', 'params'),
-        'strict': path_opt.get(f'strict_load_{label}', True),
+        'path': getattr(path, f'pretrain_{network_key}'),
+        'param_key': getattr(path, f'param_key_{label}', 'params'),
+        'strict': getattr(path, f'strict_load_{label}', True),
     }
 
 
-def path_rewritten_by_resume(opt, network_key):
-    """BasicSR's `check_resume` points every `pretrain_network_*` at `net_<label>_<iter>.pth` unless
-    the network is listed in `ignore_resume_networks`; frozen networks are never saved there."""
-    ignored = opt['path'].get('ignore_resume_networks') or []
-    return bool(opt['path'].get('resume_state')) and network_key not in ignored
+def _not_finite(state):
+    return [key for key, value in state.items() if torch.is_tensor(value) and value.is_floating_point()
+            and not torch.isfinite(value).all()]
+
+
+def teacher_weights(source):
+    """The teacher's state dict from `source` (see checkpoint_source): a BasicSR checkpoint under
+    `param_key`, or an official RCAN file converted on the fly; every failure an OptionError that
+    names the option and the file."""
+    file = source['path']
+    try:
+        checkpoint = load_checkpoint(file, 'teacher checkpoint')
+    except (RuntimeError, FileNotFoundError) as error:
+        raise OptionError(f'path.pretrain_network_t: {error}. The file is damaged or not a torch checkpoint '
+                          '(an interrupted download?): download it again.') from error
+    if is_official_rcan(checkpoint):
+        return official_to_basicsr(checkpoint)[0]
+    param_key = source['param_key']
+    if param_key is not None:
+        if not isinstance(checkpoint, dict) or param_key not in checkpoint:
+            keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else []
+            raise OptionError(f"path.param_key_t: no '{param_key}' in {file}; its top-level keys are {keys}. Set "
+                              'param_key_t to the key holding the weights, or ~ when the file is the state dict.')
+        checkpoint = checkpoint[param_key]
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
+
+
+def load_weights(net, state, network_key, file, strict=True):
+    """Load `state` into `net`; OptionError naming `file` when it is not this network's checkpoint
+    (keys missing or extra, other shapes) or holds NaN/inf values."""
+    broken = _not_finite(state)
+    if broken:
+        raise OptionError(f'path.pretrain_{network_key}: {file} holds NaN or inf values in {len(broken)} tensor(s), '
+                          f'e.g. {broken[:3]}; training on it would spread them. Use an intact checkpoint.')
+    expected = net.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    shapes = [f'{k}: {tuple(state[k].shape)} in the file, {tuple(v.shape)} in {network_key}'
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if shapes or (strict and (missing or unexpected)):
+        found = '; '.join(part for part in (
+            f'{len(missing)} key(s) missing, e.g. {missing[:3]}' if missing else '',
+            f'{len(unexpected)} unexpected, e.g. {unexpected[:3]}' if unexpected else '',
+            f'other shapes: {shapes[:3]}' if shapes else '') if part)
+        raise OptionError(f'path.pretrain_{network_key}: {file} does not fit {network_key} '
+                          f'({type(net).__name__}): {found}. Is it the checkpoint of another network, or do the '
+                          f'{network_key} options differ from the ones it was trained with?')
+    net.load_state_dict(state, strict=strict)
+
+
+def load_teacher(net, source):
+    load_weights(net, teacher_weights(source), 'network_t', source['path'], source['strict'])
+
+
+def load_vqgan(net, source):
+    try:
+        load_vqgan_encoder(net, source['path'])
+    except (KeyError, ValueError, RuntimeError, FileNotFoundError) as error:
+        raise OptionError(f'path.pretrain_network_vqgan: {error}') from error
+    broken = _not_finite(net.state_dict())
+    if broken:
+        raise OptionError(f'path.pretrain_network_vqgan: {source["path"]} holds NaN or inf values, e.g. '
+                          f'{broken[:3]}. Use an intact checkpoint.')

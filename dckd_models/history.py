@@ -12,14 +12,7 @@ class HistorySchedule:
     """
 
     def __init__(self, steps, milestones):
-        steps, milestones = [int(s) for s in steps], [int(m) for m in milestones]
-        if len(steps) != len(milestones) + 1:
-            raise ValueError(f'train.history needs one more step than milestones, got steps={steps}, '
-                             f'milestones={milestones}')
-        if any(s <= 0 for s in steps) or milestones != sorted(set(milestones)):
-            raise ValueError(f'train.history.steps must be positive and milestones strictly increasing, got '
-                             f'steps={steps}, milestones={milestones}')
-        self.steps, self.milestones = steps, milestones
+        self.steps, self.milestones = list(steps), list(milestones)  # checked by the option schema
 
     def step_at(self, iteration):
         return self.steps[bisect.bisect_left(self.milestones, iteration)]

@@ -13,22 +13,19 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd.checkpoint import load_checkpoint, save_atomically
-from dckd.convert_rcan import is_official_rcan, official_to_basicsr
+from dckd.checkpoint import save_atomically
 from dckd.registry import register
 from dckd_arch.fused_attention import use_fused_attention
 from . import label_consistency as lcr
-from .frozen import checkpoint_source, freeze, path_rewritten_by_resume
-from .option_checks import OptionError, check_checkpoint, check_choice, check_scales, check_windows
+from dckd.schema import config
+from .frozen import checkpoint_source, freeze, load_teacher
+from .options import is_rewritten_by_resume, needs_teacher, parse_training_options
 from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 
 
-def build_optional_loss(train_opt, key, extra_keys=()):
-    """The loss under `train.<key>`, or None when absent; `extra_keys` are options of the
-    model stored beside the loss (popped so that BasicSR's loss does not see them)."""
-    loss_opt = dict(train_opt.get(key) or {})
-    extras = {k: loss_opt.pop(k) for k in extra_keys if k in loss_opt}
-    return (build_loss(loss_opt) if loss_opt else None), extras
+def build_optional_loss(component):
+    """The loss a parsed `train.*_opt` describes, or None when the term is off."""
+    return build_loss(config(component)) if component else None
 
 
 def pad_to_multiple(images, multiple):
@@ -57,12 +54,9 @@ class KDModel(SRModel):
     `ignore_resume_networks`. Windowed students (`network_g.window_size`) are padded at test.
     """
 
-    teacher_loss_keys = ('kd_opt', 'lcr_opt')
-    precisions = ('float32', 'bfloat16')
-
     def __init__(self, opt):
         if opt['is_train']:
-            self.check_options(opt)
+            self.options = parse_training_options(opt)  # OptionError before any network is built
         super().__init__(opt)
         self.apply_cost_options(opt)
 
@@ -72,61 +66,41 @@ class KDModel(SRModel):
             networks = [net for net in vars(self).values() if isinstance(net, nn.Module)]
             switched = sum(use_fused_attention(net) for net in networks)
             get_root_logger().info(f'fused_attention: {switched} SwinIR window attention modules switched')
-        if opt['is_train'] and opt['train'].get('compile_frozen'):
+        if opt['is_train'] and self.options.train.compile_frozen:
             for net in self.frozen_networks():
                 net.compile()  # in place: state_dict keys stay unprefixed
             get_root_logger().info('compile_frozen: the frozen networks are compiled on first use (takes minutes)')
 
-    @classmethod
-    def needs_teacher(cls, opt):
-        return any(opt['train'].get(key) for key in cls.teacher_loss_keys)
-
-    @classmethod
-    def check_options(cls, opt):
-        networks = ['network_g']
-        if cls.needs_teacher(opt):
-            if 'network_t' not in opt:
-                raise OptionError(f'network_t is missing: {", ".join(cls.teacher_loss_keys)} need a teacher.')
-            check_checkpoint(opt, 'network_t', 'the teacher')
-            networks.append('network_t')
-        check_scales(opt, networks)
-        check_windows(opt, networks)
-        check_choice(opt['train'].get('precision', 'float32'), cls.precisions, 'train.precision')
-        optim_type = opt['train'].get('optim_g', {}).get('type')
-        if not isinstance(getattr(torch.optim, str(optim_type), None), type):
-            raise OptionError(f"train.optim_g.type: torch.optim has no optimizer '{optim_type}'")
-
     # ----- setup -----------------------------------------------------------------------------
 
     def init_training_settings(self):
-        train_opt = self.opt['train']
-        self.cri_kd, _ = build_optional_loss(train_opt, 'kd_opt')
-        self.cri_lcr, lcr_extras = build_optional_loss(train_opt, 'lcr_opt', extra_keys=('prob', ))
-        self.lcr_prob = lcr_extras.get('prob', 0.5)
-        self.mixed_precision = train_opt.get('precision', 'float32') == 'bfloat16'
-        self.progressive = ProgressivePatches(**train_opt['progressive']) if train_opt.get('progressive') else None
+        train = self.options.train
+        self.cri_kd = build_optional_loss(train.kd_opt)
+        self.cri_lcr = build_optional_loss(train.lcr_opt)
+        self.lcr_prob = train.lcr_opt.prob if train.lcr_opt else None
+        self.mixed_precision = train.precision == 'bfloat16'
+        self.progressive = ProgressivePatches(train.progressive) if train.progressive else None
         self.frozen_sources = {}
         self.deferred_networks = []
         # the model's own random stream (degradations, LCR transforms): per rank, and saved with
         # the training state, so a resumed run draws exactly what an uninterrupted one would
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(self.opt.get('manual_seed', 0) + self.opt.get('rank', 0))
-        if self.needs_teacher(self.opt):
+        if needs_teacher(train):
             self.net_t = self.build_frozen('network_t', self.load_teacher)
         super().init_training_settings()
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """Any torch.optim optimizer by name (BasicSR 1.4.2 knows only Adam; NAFNet and Restormer
-        train with AdamW)."""
-        return getattr(torch.optim, optim_type)(params, lr, **kwargs)  # name checked in check_options
+        train with AdamW); the name is checked by the option schema."""
+        return getattr(torch.optim, optim_type)(params, lr, **kwargs)
 
     def setup_schedulers(self):
         """BasicSR's schedulers, plus CosineAnnealingRestartCyclicLR (Restormer's recipe)."""
-        scheduler_opt = self.opt['train']['scheduler']
-        if scheduler_opt.get('type') != 'CosineAnnealingRestartCyclicLR':
+        scheduler = self.options.train.scheduler
+        if scheduler.type != 'CosineAnnealingRestartCyclicLR':
             return super().setup_schedulers()
-        options = {k: v for k, v in scheduler_opt.items() if k != 'type'}
-        self.schedulers = [CosineAnnealingRestartCyclicLR(o, **options) for o in self.optimizers]
+        self.schedulers = [CosineAnnealingRestartCyclicLR(o, **scheduler.arguments) for o in self.optimizers]
 
     def autocast(self):
         """bfloat16 autocast with `train.precision: bfloat16`, a no-op otherwise."""
@@ -171,24 +145,19 @@ class KDModel(SRModel):
         """Hook for networks a subclass saves with every checkpoint."""
 
     def load_teacher(self, net, source):
-        """BasicSR checkpoints as usual; official RCAN files (EDSR-PyTorch layout, `RCAN_BIX4.pt`)
-        are converted on the fly (dckd-convert-rcan does it once, to a file)."""
-        checkpoint = load_checkpoint(source['path'], 'teacher checkpoint')
-        if is_official_rcan(checkpoint):
-            converted, _ = official_to_basicsr(checkpoint)
-            get_root_logger().info(f'Teacher: converted the official RCAN checkpoint {source["path"]} on the fly')
-            net.load_state_dict(converted, strict=source['strict'])
-        else:
-            self.load_network(net, source['path'], source['strict'], source['param_key'])
+        """BasicSR checkpoints under `param_key_t`; official RCAN files (EDSR-PyTorch layout,
+        `RCAN_BIX4.pt`) are converted on the fly (dckd-convert-rcan does it once, to a file)."""
+        load_teacher(net, source)
+        get_root_logger().info(f'Teacher: loaded {source["path"]}')
 
     def build_frozen(self, network_key, load):
         """Build `network_key`, freeze it, load its checkpoint (or defer that to resume_training)."""
-        net = freeze(build_network(self.opt[network_key]).to(self.device))
+        net = freeze(build_network(config(getattr(self.options, network_key))).to(self.device))
         self.print_network(net)
-        if path_rewritten_by_resume(self.opt, network_key):
+        if is_rewritten_by_resume(self.options.path, network_key):
             self.deferred_networks.append((network_key, net, load))
         else:
-            source = checkpoint_source(self.opt, network_key)
+            source = checkpoint_source(self.options.path, network_key)
             if source['path'] is not None:
                 load(net, source)
             self.frozen_sources[network_key] = source

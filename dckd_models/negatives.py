@@ -1,6 +1,6 @@
 """Degradations D_j for the dynamic negatives H(D_j(x)), drawn independently per sample.
 
-Defaults follow the authors' released code: Gaussian noise only (sigma ~ U[1, 30]/255, gray with
+The defaults (declared in dckd_models/options.py) follow the authors' released code: Gaussian noise only (sigma ~ U[1, 30]/255, gray with
 probability 0.5, clipped); blur (odd kernel 3..11 per axis, sigma ~ U[0.1, 2] per axis) and random
 resize (up with p 0.25 by U[1, 1.5], else down by U[0.5, 1], random area/bilinear/bicubic, then
 back with a random mode) can be switched on with their own probabilities ("mix" = several on).
@@ -11,15 +11,6 @@ import math
 import torch
 from torch.nn import functional as F
 
-RESIZE_MODES = ('area', 'bilinear', 'bicubic')
-DEFAULTS = {
-    'probs': {'blur': 0.0, 'resize': 0.0, 'noise': 1.0},
-    'noise': {'sigma_range': [1, 30], 'gray_prob': 0.5},
-    'blur': {'kernel_range': [3, 11], 'sigma_range': [0.1, 2.0]},
-    'resize': {'up_prob': 0.25, 'up_range': [1.0, 1.5], 'down_range': [0.5, 1.0], 'modes': list(RESIZE_MODES)},
-}
-
-
 def _uniform(low, high, size, generator):
     return low + (high - low) * torch.rand(size, generator=generator, device=generator.device)
 
@@ -27,28 +18,15 @@ def _uniform(low, high, size, generator):
 class NegativeDegrader:
     """Callable: images (B, C, H, W) in [0, 1] -> degraded copies, same shape, in [0, 1].
 
-    Args (the `train.negatives` options besides `num`): `probs` per degradation name, and one
-    dict of parameters per degradation (see DEFAULTS). Every draw comes from `generator`
-    (a torch.Generator on the images' device), so runs are reproducible and resumable.
+    Args: `options`, the parsed `train.negatives` (dckd_models/options.py declares them and their
+    defaults): `probs` per degradation and the parameters of each; `generator`, a torch.Generator
+    on the images' device that every draw comes from, so runs are reproducible and resumable.
     """
 
-    def __init__(self, generator, probs=None, noise=None, blur=None, resize=None):
+    def __init__(self, options, generator):
         self.generator = generator
-        probs = {**DEFAULTS['probs'], **(probs or {})}
-        unknown = set(probs) - set(DEFAULTS['probs'])
-        if unknown:
-            raise ValueError(f'train.negatives.probs: unknown degradation(s) {sorted(unknown)}; '
-                             f'known: {sorted(DEFAULTS["probs"])}')
-        self.probs = probs
-        self.noise = {**DEFAULTS['noise'], **(noise or {})}
-        self.blur = {**DEFAULTS['blur'], **(blur or {})}
-        self.resize = {**DEFAULTS['resize'], **(resize or {})}
-        low, high = self.blur['kernel_range']
-        if low % 2 == 0 or high % 2 == 0 or not 1 <= low <= high:
-            raise ValueError(f'train.negatives.blur.kernel_range must hold two odd sizes, got {[low, high]}')
-        bad_modes = set(self.resize['modes']) - set(RESIZE_MODES)
-        if bad_modes:
-            raise ValueError(f'train.negatives.resize.modes: unknown {sorted(bad_modes)}; known: {RESIZE_MODES}')
+        self.probs = vars(options.probs)
+        self.noise, self.blur, self.resize = vars(options.noise), vars(options.blur), vars(options.resize)
 
     def _rand(self, *size):
         return torch.rand(size, generator=self.generator, device=self.generator.device)

@@ -11,8 +11,6 @@ class CosineAnnealingRestartCyclicLR(LRScheduler):
     its own `eta_mins[i]` (Restormer's schedule: 92k iterations at 3e-4, then cosine to 1e-6)."""
 
     def __init__(self, optimizer, periods, restart_weights=(1, ), eta_mins=(0, ), last_epoch=-1):
-        if not len(periods) == len(restart_weights) == len(eta_mins):
-            raise ValueError('train.scheduler: periods, restart_weights and eta_mins need the same length')
         self.periods, self.restart_weights, self.eta_mins = list(periods), list(restart_weights), list(eta_mins)
         self.cumulative = [sum(self.periods[:i + 1]) for i in range(len(self.periods))]
         super().__init__(optimizer, last_epoch)
@@ -32,10 +30,9 @@ class ProgressivePatches:
     The loader delivers the largest patch and batch; this only shrinks them, as Restormer does.
     """
 
-    def __init__(self, milestones, gt_sizes, batch_sizes):
-        if not len(gt_sizes) == len(batch_sizes) == len(milestones) + 1:
-            raise ValueError('train.progressive needs one more gt_size and batch_size than milestones')
-        self.milestones, self.gt_sizes, self.batch_sizes = list(milestones), list(gt_sizes), list(batch_sizes)
+    def __init__(self, options):
+        """options: the parsed `train.progressive` (milestones, gt_sizes, batch_sizes)."""
+        self.milestones, self.gt_sizes, self.batch_sizes = options.milestones, options.gt_sizes, options.batch_sizes
 
     def stage(self, iteration):
         index = bisect.bisect_left(self.milestones, iteration)

@@ -8,7 +8,7 @@ from basicsr.archs import build_network
 from dckd_losses import DynamicContrastiveLoss
 from dckd_losses.contrastive_loss import NegativeSums
 from dckd_models import DCKDModel
-from dckd_models.option_checks import OptionError
+from dckd.schema import OptionError
 from conftest import DEVICES, TINY_VQGAN
 from test_models import batch, make_opt
 
@@ -108,7 +108,7 @@ def test_frozen_chunk_must_be_a_positive_count(tmp_path, chunk):
 
 
 def test_unknown_precision_is_an_option_error(tmp_path):
-    with pytest.raises(OptionError, match="train.precision must be one of \\['float32', 'bfloat16'\\]"):
+    with pytest.raises(OptionError, match="train.precision must be one of float32, bfloat16, got 'float16'"):
         DCKDModel(make_opt(tmp_path, precision='float16'))
 
 

@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 from dckd_models import label_consistency as lcr
+from dckd.schema import OptionError
 from dckd_models.history import HistorySchedule, move_towards
+from dckd_models.options import HISTORY
 
 RELEASED = HistorySchedule(steps=[1000, 2000, 3000], milestones=[100000, 200000])
 
@@ -26,8 +28,8 @@ def test_updates_happen_on_multiples_of_the_current_step():
 
 @pytest.mark.parametrize('steps, milestones', [([1000, 2000], [100, 200]), ([0, 10], [5]), ([10, 20], [])])
 def test_inconsistent_schedules_are_rejected(steps, milestones):
-    with pytest.raises(ValueError, match='train.history'):
-        HistorySchedule(steps, milestones)
+    with pytest.raises(OptionError, match=r'train.history(.steps\[0\] must be >= 1| needs one more value in steps than in milestones)'):
+        HISTORY.parse({'steps': steps, 'milestones': milestones}, 'train.history')
 
 
 def test_history_moves_towards_the_source_by_one_minus_attenuation():

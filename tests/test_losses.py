@@ -121,5 +121,5 @@ def test_distribution_mapping_averages_over_tokens_and_applies_the_weight():
 
 
 def test_unknown_distribution_mode_is_named():
-    with pytest.raises(ValueError, match="distribution_opt.mode.*'softmax'"):
+    with pytest.raises(ValueError, match="DistributionMappingLoss: mode must be.*'softmax'"):
         DistributionMappingLoss(mode='softmax')

@@ -6,7 +6,7 @@ import basicsr.models.sr_model
 import dckd_models.kd_model
 from basicsr.archs import build_network
 from dckd_models import DCKDModel, KDModel
-from dckd_models.option_checks import OptionError
+from dckd.schema import OptionError
 from conftest import TINY_VQGAN, edsr
 
 SCALE = 2
@@ -42,12 +42,13 @@ def make_opt(tmp_path, student=None, teacher=None, terms=('kd', 'dcl', 'ce', 'lc
         'name': 'unit', 'model_type': 'DCKDModel', 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1,
         'num_gpu': 0, 'scale': SCALE, 'manual_seed': 0,
         'network_g': student, 'network_t': teacher, 'network_vqgan': dict(TINY_VQGAN),
-        'datasets': {'train': {'gt_size': 32}},
+        'datasets': {'train': {'type': 'PairedImageDataset', 'gt_size': 32}},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None,
                  'pretrain_network_t': save_params(teacher, tmp_path / 'teacher.pth'),
                  'pretrain_network_vqgan': save_params(TINY_VQGAN, tmp_path / 'vqgan.pth'),
                  'models': str(tmp_path / 'models'), 'training_states': str(tmp_path / 'states')},
         'train': train,
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 1000},
     }
     return opt
 

@@ -2,11 +2,13 @@
 import pytest
 import torch
 
+from dckd.schema import OptionError
 from dckd_models.negatives import NegativeDegrader
+from dckd_models.options import NEGATIVES
 
 
 def degrader(seed=0, **options):
-    return NegativeDegrader(torch.Generator().manual_seed(seed), **options)
+    return NegativeDegrader(NEGATIVES.parse(options, 'train.negatives'), torch.Generator().manual_seed(seed))
 
 
 GRAY = torch.full((64, 3, 32, 32), 0.5)
@@ -66,9 +68,10 @@ def test_same_seed_same_negatives():
     assert torch.equal(degrader(seed=3)(GRAY), degrader(seed=3)(GRAY))
 
 
-@pytest.mark.parametrize('options, message', [({'probs': {'jpeg': 1.0}}, 'unknown degradation'),
-                                              ({'blur': {'kernel_range': [2, 11]}}, 'kernel_range'),
-                                              ({'resize': {'modes': ['nearest-exact']}}, 'modes')])
+@pytest.mark.parametrize('options, message', [
+    ({'probs': {'jpeg': 1.0}}, r'train.negatives.probs.jpeg: unknown option; known: blur, noise, resize'),
+    ({'blur': {'kernel_range': [2, 11]}}, r'train.negatives.blur.kernel_range must hold two odd sizes'),
+    ({'resize': {'modes': ['nearest-exact']}}, r'train.negatives.resize.modes\[0\] must be one of area, bilinear')])
 def test_bad_options_are_named(options, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(OptionError, match=message):
         degrader(**options)

@@ -20,7 +20,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.models import build_model
 from dckd_models import DCKDModel
-from dckd_models.option_checks import OptionError
+from dckd.schema import OptionError
 from conftest import PROJECT_ROOT, reference_layout
 
 OPTIONS_DIR = os.path.join(PROJECT_ROOT, 'options')

@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 
+from dckd.schema import OptionError
 from dckd_models import KDModel
 from conftest import PROJECT_ROOT, reference_layout
 from test_models import make_opt
@@ -41,5 +42,5 @@ def test_the_official_s48w8_checkpoint_loads_strictly_as_the_teacher(tmp_path):
 
 def test_a_df2k_s64w8_checkpoint_does_not_fit_img_size_48(tmp_path):
     path, _ = published_file(tmp_path, 'swinir_m_x4_s64.tsv')
-    with pytest.raises(RuntimeError, match='attn_mask'):
+    with pytest.raises(OptionError, match=r'does not fit network_t \(SwinIR\): other shapes: .*attn_mask'):
         KDModel(kd_options(tmp_path, path))

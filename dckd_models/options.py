@@ -1,0 +1,397 @@
+"""Every option KDModel and DCKDModel read, declared once and parsed once (see dckd/schema.py).
+
+`parse_training_options(opt)` checks a whole training options file (a mapping as in the YAML,
+or BasicSR's parsed opt) and returns typed options that the models use: `parsed.train.history
+.attenuation`, `parsed.train.negatives.noise.sigma_range`, `parsed.network_t.arguments`...
+Checks between options (a term that needs a teacher, scales, windows, the history schedule)
+run here too, so every error names the key path and comes before any network is built.
+"""
+import os
+
+import torch
+
+from basicsr.archs import ARCH_REGISTRY
+from basicsr.data import DATASET_REGISTRY
+from basicsr.losses import LOSS_REGISTRY
+from basicsr.metrics import METRIC_REGISTRY
+from basicsr.models import lr_scheduler
+from basicsr.utils.registry import MODEL_REGISTRY
+from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
+                         Section, Text, closest)
+from .schedules import CosineAnnealingRestartCyclicLR
+
+__all__ = ['OptionError', 'TRAINING', 'parse_training_options', 'needs_teacher', 'is_rewritten_by_resume']
+
+
+def _registered(registry):
+    return lambda name: registry.get(name) if isinstance(name, str) and name in registry else None
+
+
+def _registered_names(registry):
+    return lambda: set(registry.keys())
+
+
+def _optimizer(name):
+    target = getattr(torch.optim, name, None) if isinstance(name, str) else None
+    return target if isinstance(target, type) and issubclass(target, torch.optim.Optimizer) else None
+
+
+def _optimizer_names():
+    return {n for n in dir(torch.optim) if _optimizer(n)}
+
+
+SCHEDULERS = {
+    'MultiStepLR': lr_scheduler.MultiStepRestartLR,  # BasicSR's name for its MultiStepRestartLR
+    'MultiStepRestartLR': lr_scheduler.MultiStepRestartLR,
+    'CosineAnnealingRestartLR': lr_scheduler.CosineAnnealingRestartLR,
+    'CosineAnnealingRestartCyclicLR': CosineAnnealingRestartCyclicLR,
+}
+
+
+def _same_lengths(*names, extra=0):
+    """A check: the two lists `names` have equal lengths (the first one `extra` longer)."""
+
+    def check(parsed, path):
+        first, other = (getattr(parsed, n) for n in names)
+        if len(first) != len(other) + extra:
+            how = 'one more value in {} than in {}' if extra else 'as many values in {} as in {}'
+            raise OptionError(f'{path} needs {how.format(*names)}; got {names[0]}={first}, {names[1]}={other}')
+
+    return check
+
+
+def _increasing(name):
+    def check(parsed, path):
+        values = getattr(parsed, name)
+        if values != sorted(set(values)):
+            raise OptionError(f'{path}.{name} must be strictly increasing, got {values}')
+
+    return check
+
+
+def _all(*checks):
+    def check(parsed, path):
+        for one in checks:
+            one(parsed, path)
+
+    return check
+
+
+IMPORT_HINT = (' A network of another project needs its module imported first: import_modules: [package.archs] '
+               'in the options file, or dckd-train --import package.archs.')
+
+# ----- the sections dckd owns --------------------------------------------------------------------
+
+LOSS = Component("loss in BasicSR's LOSS_REGISTRY", _registered(LOSS_REGISTRY), _registered_names(LOSS_REGISTRY),
+                 typed={
+                     'DynamicContrastiveLoss': Section({
+                         'loss_weight': Option(Float(0), 0.1, 'λ_dcl'),
+                         'level_weights': Option(List(Float(0), min_length=1), None, 'one weight per VQGAN level'),
+                         'eps': Option(Float(0), 1e-7, 'added to the denominator'),
+                     }),
+                     'DistributionMappingLoss': Section({
+                         'loss_weight': Option(Float(0), 0.001, 'λ_ce'),
+                         'mode': Option(Choice('paper', 'released'), 'paper', 'cross-entropy of the paper or the '
+                                        "released code's double softmax"),
+                     }),
+                 })
+LCR_LOSS = Component(LOSS.what, LOSS.lookup, LOSS.known,
+                     extras={'prob': Option(Float(0, 1), 0.5, 'probability of each transform of A')})
+
+HISTORY = Section({
+    'source': Option(Choice('ema', 'student'), 'ema', 'what H moves towards: the EMA student (released code) or the '
+                     "student (the paper's formula)"),
+    'attenuation': Option(Float(0, 1), 0.1, 'α in θ_H ← α·θ_H + (1 − α)·θ_source'),
+    'steps': Option(List(Int(1), min_length=1), [1000, 2000, 3000], 'iterations between updates of H, per stage'),
+    'milestones': Option(List(Int(1)), [100000, 200000], 'iterations where the next stage begins'),
+}, check=_all(_same_lengths('steps', 'milestones', extra=1), _increasing('milestones')))
+
+
+def _odd_kernels(parsed, path):
+    low, high = parsed.kernel_range
+    if low % 2 == 0 or high % 2 == 0 or low > high:
+        raise OptionError(f'{path}.kernel_range must hold two odd sizes, smallest first, got {[low, high]}')
+
+
+def _ordered_pair(low=None, high=None):
+    return List(Float(low, high), length=2)
+
+
+NEGATIVES = Section({
+    'num': Option(Int(1), 5, 'N: H(x) plus N − 1 outputs H(D_j(x))'),
+    'probs': Option(Section({
+        'noise': Option(Float(0, 1), 1.0, 'Gaussian noise'),
+        'blur': Option(Float(0, 1), 0.0, 'Gaussian blur'),
+        'resize': Option(Float(0, 1), 0.0, 'random resize and back'),
+    }), {}, 'probability of each degradation, drawn per negative and sample'),
+    'noise': Option(Section({
+        'sigma_range': Option(_ordered_pair(0, 255), [1, 30], 'σ × 255, uniform'),
+        'gray_prob': Option(Float(0, 1), 0.5, 'same noise on every channel'),
+    }), {}, 'Gaussian noise'),
+    'blur': Option(Section({
+        'kernel_range': Option(List(Int(1), length=2), [3, 11], 'odd kernel sizes per axis'),
+        'sigma_range': Option(_ordered_pair(0), [0.1, 2.0], 'σ per axis, uniform'),
+    }, check=_odd_kernels), {}, 'Gaussian blur'),
+    'resize': Option(Section({
+        'up_prob': Option(Float(0, 1), 0.25, 'enlarge (else shrink)'),
+        'up_range': Option(_ordered_pair(1), [1.0, 1.5], 'enlargement factors'),
+        'down_range': Option(_ordered_pair(0, 1), [0.5, 1.0], 'shrinking factors'),
+        'modes': Option(List(Choice('area', 'bilinear', 'bicubic'), min_length=1), ['area', 'bilinear', 'bicubic'],
+                        'interpolations drawn from'),
+    }), {}, 'random resize, then back to the original size'),
+})
+
+PROGRESSIVE = Section({
+    'milestones': Option(List(Int(1)), REQUIRED, 'iterations where the next stage begins'),
+    'gt_sizes': Option(List(Int(1)), REQUIRED, 'GT patch size per stage'),
+    'batch_sizes': Option(List(Int(1)), REQUIRED, 'batch size per stage'),
+}, check=_all(_same_lengths('gt_sizes', 'milestones', extra=1), _same_lengths('gt_sizes', 'batch_sizes'),
+              _increasing('milestones')))
+
+SCHEDULER = Component('scheduler (known: ' + ', '.join(SCHEDULERS) + ')', SCHEDULERS.get, lambda: set(SCHEDULERS), skip=1, typed={
+    'CosineAnnealingRestartCyclicLR': Section({
+        'periods': Option(List(Int(1), min_length=1), REQUIRED, 'iterations per cosine cycle'),
+        'restart_weights': Option(List(Float(0)), [1], 'lr factor at the start of each cycle'),
+        'eta_mins': Option(List(Float(0)), [0], 'lr at the end of each cycle'),
+    }, check=_all(_same_lengths('periods', 'restart_weights'), _same_lengths('periods', 'eta_mins'))),
+})
+
+# BasicSR 1.4.2 reads these train: keys in models dckd does not use (GAN, video, StyleGAN...)
+BASICSR_TRAIN_KEYS = ('dcn_lr_mul', 'feature_matching_opt', 'fix_flow', 'flow_lr_mul', 'gan_opt', 'ldl_opt', 'lr_flow',
+                      'mixing_prob', 'net_d_init_iters', 'net_d_iters', 'net_d_reg_every', 'net_g_reg_every', 'optim_d',
+                      'path_batch_shrink', 'path_reg_weight', 'r1_reg_weight', 'tsa_iter')
+
+TRAIN = Section({
+    # BasicSR's, read by the student's training
+    'ema_decay': Option(Float(0, 1), 0, 'EMA of the student (0: none); the EMA student is the one saved as params_ema'),
+    'optim_g': Option(Component('torch.optim optimizer', _optimizer, _optimizer_names, skip=1), REQUIRED,
+                      "the student's optimizer, any torch.optim class by name"),
+    'scheduler': Option(SCHEDULER, REQUIRED, 'lr schedule'),
+    'total_iter': Option(Int(1), REQUIRED, 'training iterations'),
+    'warmup_iter': Option(Int(), -1, 'linear lr warm-up iterations (-1: none)'),
+    'pixel_opt': Option(Optional(LOSS), None, 'loss to the ground truth → l_pix'),
+    'perceptual_opt': Option(Optional(LOSS), None, 'perceptual loss to the ground truth → l_percep, l_style'),
+    # dckd's terms
+    'kd_opt': Option(Optional(LOSS), None, 'Logits KD: loss between S(x) and T(x) → l_kd'),
+    'lcr_opt': Option(Optional(LCR_LOSS), None, 'label consistency: loss between S(x) and A⁻¹(T(A(x))) → l_lcr'),
+    'contrastive_opt': Option(Optional(LOSS), None, 'DCR: DynamicContrastiveLoss → l_dcl'),
+    'distribution_opt': Option(Optional(LOSS), None, 'DMM: DistributionMappingLoss → l_ce'),
+    'history': Option(HISTORY, {}, 'history model H of the dynamic negatives (with contrastive_opt)'),
+    'negatives': Option(NEGATIVES, {}, 'negatives H(x), H(D_j(x)) (with contrastive_opt)'),
+    'progressive': Option(Optional(PROGRESSIVE), None, "Restormer's progressive patches"),
+    # cost
+    'precision': Option(Choice('float32', 'bfloat16'), 'float32', 'forward passes under bfloat16 autocast (weights, '
+                        'gradients and losses stay float32)'),
+    'frozen_chunk': Option(Optional(Int(1)), None, 'images per no-grad pass over the negatives (~: the batch size)'),
+    'vqgan_recompute': Option(Bool(), True, "recompute the anchor's VQGAN activations in backward"),
+    'compile_frozen': Option(Bool(), False, 'torch.compile teacher, history model and VQGAN'),
+}, passthrough=BASICSR_TRAIN_KEYS)
+
+PATH = Section({
+    'pretrain_network_g': Option(Optional(Text()), None, 'student initialisation'),
+    'param_key_g': Option(Text(), 'params', 'key of its weights'),
+    'strict_load_g': Option(Bool(), True, 'load it strictly'),
+    'resume_state': Option(Optional(Text()), None, 'training state to resume from'),
+    'ignore_resume_networks': Option(Optional(List(Text())), None, 'networks not reloaded on resume'),
+    'pretrain_network_t': Option(Optional(Text()), None, 'teacher checkpoint (required with a teacher term)'),
+    'param_key_t': Option(Optional(Text()), 'params', 'key of its weights (~: the checkpoint is the state dict)'),
+    'strict_load_t': Option(Bool(), True, 'load it strictly'),
+    'pretrain_network_vqgan': Option(Optional(Text()), None, "taming's VQGAN .ckpt or dckd-convert-vqgan's .pth "
+                                     '(~: random encoder)'),
+}, passthrough=('experiments_root', 'models', 'training_states', 'log', 'visualization', 'results_root',
+                'pretrain_network_d', 'param_key_d', 'strict_load_d'))
+
+
+class Mapping(Kind):
+    """Free names (datasets' phases, metrics' names), each parsed by `item`."""
+
+    def __init__(self, item, names_start=()):
+        self.item, self.names_start = item, names_start
+
+    def parse(self, value, path):
+        if not isinstance(value, dict):
+            raise OptionError(f'{path} must be a mapping, got {value!r}')
+        for name in value:
+            if self.names_start and not str(name).startswith(self.names_start):
+                raise OptionError(f'{path}.{name}: unknown phase; names start with {" or ".join(self.names_start)}')
+        return {name: self.item.parse(item, f'{path}.{name}') for name, item in value.items()}
+
+    def describe(self):
+        return 'mapping'
+
+
+class Dataset(Kind):
+    """A dataset: a registered `type`; the rest are the dataset's own options, left to it."""
+
+    def parse(self, value, path):
+        if not isinstance(value, dict) or value.get('type') not in DATASET_REGISTRY:
+            name = value.get('type') if isinstance(value, dict) else value
+            raise OptionError(f'{path}.type: no dataset named {name!r}'
+                              f'{closest(name, DATASET_REGISTRY.keys())}')
+        return value
+
+    def describe(self):
+        return 'mapping'
+
+
+VAL = Section({
+    'val_freq': Option(Float(1), REQUIRED, 'validate every this many iterations'),
+    'save_img': Option(Bool(), False, 'save the validation images'),
+    'metrics': Option(Mapping(Component("metric in BasicSR's METRIC_REGISTRY", _registered(METRIC_REGISTRY),
+                                        _registered_names(METRIC_REGISTRY), skip=2)), {}, 'metrics by name'),
+    'pbar': Option(Bool(), False, 'progress bar'),
+    'suffix': Option(Optional(Text()), None, 'suffix of saved images'),
+}, passthrough=('center_frame_only', 'flip_seq', 'num_val_samples'))
+
+LOGGER = Section({
+    'print_freq': Option(Float(1), 100, 'log every this many iterations'),
+    'save_checkpoint_freq': Option(Float(1), REQUIRED, 'checkpoint every this many iterations'),
+    'use_tb_logger': Option(Bool(), False, 'TensorBoard'),
+}, passthrough=('wandb', ))
+
+ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY), _registered_names(ARCH_REGISTRY),
+                 hint=IMPORT_HINT,
+                 typed={
+                     'VQGANEncoder': Section({
+                         'ch': Option(Int(1), 128, ''),
+                         'ch_mult': Option(List(Int(1), min_length=1), [1, 1, 2, 2, 4], 'one per level'),
+                         'num_res_blocks': Option(Int(1), 2, ''),
+                         'attn_resolutions': Option(List(Int(1)), [16], ''),
+                         'resolution': Option(Int(1), 256, ''),
+                         'z_channels': Option(Int(1), 256, ''),
+                         'embed_dim': Option(Int(1), 256, ''),
+                         'n_embed': Option(Int(1), 1024, ''),
+                         'dropout': Option(Float(0, 1), 0.0, ''),
+                         'input_range': Option(Choice([-1, 1], [0, 1]), [-1, 1], "taming's range, or the released "
+                                               "code's [0, 1]"),
+                     }),
+                 })
+
+# top-level keys BasicSR 1.4.2 sets itself or reads in models dckd does not use
+BASICSR_TOP_KEYS = ('is_train', 'dist', 'rank', 'world_size', 'root_path', 'auto_resume', 'num_gpu', 'dist_params',
+                    'find_unused_parameters', 'network_d', 'gt_size', 'queue_size', 'high_order_degradation',
+                    'gan_gt_usm', 'gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gaussian_noise_prob', 'gaussian_noise_prob2',
+                    'gray_noise_prob', 'gray_noise_prob2', 'jpeg_range', 'jpeg_range2', 'noise_range', 'noise_range2',
+                    'poisson_scale_range', 'poisson_scale_range2', 'resize_prob', 'resize_prob2', 'resize_range',
+                    'resize_range2', 'second_blur_prob')
+
+TEACHER_TERMS = ('kd_opt', 'lcr_opt', 'contrastive_opt', 'distribution_opt')
+VQGAN_TERMS = ('contrastive_opt', 'distribution_opt')
+
+
+def needs_teacher(train):
+    return any(getattr(train, term) for term in TEACHER_TERMS)
+
+
+def is_rewritten_by_resume(path, network_key):
+    """BasicSR's `check_resume` points every `pretrain_network_*` at `net_<label>_<iter>.pth` unless
+    the network is listed in `ignore_resume_networks`; frozen networks are never saved there, so
+    KDModel.resume_training restores them from the training state instead."""
+    return bool(path.resume_state) and network_key not in (path.ignore_resume_networks or [])
+
+
+def _check_checkpoint(parsed, network_key, what, required):
+    path_key = f'pretrain_{network_key}'
+    if is_rewritten_by_resume(parsed.path, network_key):
+        return
+    file = getattr(parsed.path, path_key)
+    if file is None:
+        if required:
+            raise OptionError(f'path.{path_key} is not set: {what} needs a pretrained checkpoint.')
+    elif not os.path.isfile(file):
+        raise OptionError(f'path.{path_key}: {what} checkpoint not found: {file}. Download it to that path '
+                          '(see README, "Pretrained checkpoints") or correct the path.')
+
+
+def _networks(parsed):
+    return {key: getattr(parsed, key) for key in ('network_g', 'network_t') if getattr(parsed, key)}
+
+
+def _check_scales(parsed):
+    for network_key, network in _networks(parsed).items():
+        for key in ('upscale', 'scale'):
+            value = network.arguments.get(key)
+            if value is not None and value != parsed.scale:
+                raise OptionError(f'{network_key}.{key} = {value} does not match scale = {parsed.scale}: teacher, '
+                                  'student and data must use the same scale.')
+
+
+def _check_windows(parsed):
+    train_set = (parsed.datasets or {}).get('train', {})
+    if 'gt_size' not in train_set:
+        return
+    lq_size = train_set['gt_size'] // parsed.scale
+    for network_key, network in _networks(parsed).items():
+        window = network.arguments.get('window_size')
+        if window and lq_size % window:
+            raise OptionError(f'datasets.train.gt_size / scale = {train_set["gt_size"]} / {parsed.scale} = {lq_size} '
+                              f'is not a multiple of {network_key}.window_size = {window}; choose gt_size = '
+                              f'{parsed.scale} * a multiple of {window}.')
+
+
+def _check_run(parsed, path):
+    """Rules between sections: what each enabled term needs, and what must agree."""
+    model = MODEL_REGISTRY.get(parsed.model_type) if parsed.model_type in MODEL_REGISTRY else None
+    if model is None:
+        raise OptionError(f"model_type: no model named {parsed.model_type!r}{closest(parsed.model_type, ['KDModel', 'DCKDModel'])}")
+    train = parsed.train
+    if not (train.pixel_opt or train.perceptual_opt):
+        raise OptionError('train.pixel_opt is missing: the student needs a loss to the ground truth '
+                          '(e.g. pixel_opt: {type: L1Loss, loss_weight: 1.0}).')
+    vqgan_terms = [term for term in VQGAN_TERMS if getattr(train, term)]
+    if vqgan_terms and not hasattr(model, 'feature_losses'):
+        raise OptionError(f'train.{vqgan_terms[0]} is a DCKD term: set model_type: DCKDModel '
+                          f'(model_type {parsed.model_type} would ignore it).')
+    if needs_teacher(train):
+        if parsed.network_t is None:
+            terms = ', '.join(t for t in TEACHER_TERMS if getattr(train, t))
+            raise OptionError(f'network_t is missing: {terms} need a teacher.')
+    if vqgan_terms:
+        if parsed.network_vqgan is None:
+            raise OptionError(f'network_vqgan is missing: {", ".join(vqgan_terms)} need the VQGAN encoder '
+                              '(type: VQGANEncoder).')
+    if train.contrastive_opt:
+        if train.history.source == 'ema' and not train.ema_decay > 0:
+            raise OptionError("train.history.source = ema needs train.ema_decay > 0 (or use source: student).")
+        levels = len(parsed.network_vqgan.arguments.get('ch_mult', [1, 1, 2, 2, 4]))
+        weights = train.contrastive_opt.arguments.get('level_weights')
+        if weights is not None and len(weights) != levels:
+            raise OptionError(f'train.contrastive_opt.level_weights has {len(weights)} weights, but network_vqgan '
+                              f'gives {levels} feature levels (one per ch_mult entry): give {levels} weights.')
+    _check_scales(parsed)
+    _check_windows(parsed)
+
+
+TRAINING = Section({
+    'name': Option(Text(), REQUIRED, 'the experiment: experiments/<name>/'),
+    'model_type': Option(Text(), REQUIRED, 'KDModel (Logits KD, LCR) or DCKDModel (all terms)'),
+    'scale': Option(Int(1), 1, 'upscaling factor (1 for deblurring and deraining)'),
+    'manual_seed': Option(Optional(Int()), None, 'random seed (required with several processes)'),
+    'import_modules': Option(List(Text()), [], "modules imported first, e.g. another project's archs"),
+    'fused_attention': Option(Bool(), False, 'SwinIR window attention through the fused kernel (same weights)'),
+    'datasets': Option(Mapping(Dataset(), names_start=('train', 'val', 'test')), REQUIRED, 'train and val sets'),
+    'network_g': Option(ARCH, REQUIRED, 'the student'),
+    'network_t': Option(Optional(ARCH), None, 'the frozen teacher (eval mode, no gradients, never saved)'),
+    'network_vqgan': Option(Optional(ARCH), None, 'VQGANEncoder: the frozen feature space of DCR and DMM'),
+    'path': Option(PATH, {}, 'checkpoints'),
+    'train': Option(TRAIN, REQUIRED, 'training'),
+    'val': Option(Optional(VAL), None, 'validation'),
+    'logger': Option(LOGGER, REQUIRED, 'logging and checkpoints'),
+}, passthrough=BASICSR_TOP_KEYS, check=_check_run)
+
+
+def check_checkpoint_files(parsed):
+    """The checkpoints the run needs exist (their contents are checked when they are loaded)."""
+    if parsed.network_t is not None and needs_teacher(parsed.train):
+        _check_checkpoint(parsed, 'network_t', 'the teacher', required=True)
+    if parsed.network_vqgan is not None and any(getattr(parsed.train, term) for term in VQGAN_TERMS):
+        _check_checkpoint(parsed, 'network_vqgan', 'the VQGAN encoder', required=False)
+
+
+def parse_training_options(opt, check_files=True):
+    """The typed training options of a KDModel/DCKDModel run, or OptionError; with `check_files`,
+    the checkpoints they name must exist."""
+    parsed = TRAINING.parse(opt, '')
+    if check_files:
+        check_checkpoint_files(parsed)
+    return parsed
