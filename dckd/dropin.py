@@ -1,7 +1,7 @@
 """`dckd-dropin install|remove FORK`: make a BasicSR checkout (or fork) train dckd's models.
 
 `install` writes three one-line registration files into FORK/basicsr/{archs,losses,models}, which
-BasicSR's own folder scan imports, so `python basicsr/train.py -opt options/dckd_*.yml` works in
+BasicSR's own folder scan imports, so `python basicsr/train.py -opt options/train/*/dckd_*.yml` works in
 the fork without editing it. `remove` deletes exactly those files. Files are recognised by a marker
 line; a file of the same name without it is never touched. dckd must be importable by the Python
 that runs the fork (install both into one environment).

@@ -1,12 +1,25 @@
 """`dckd-test` / `python test.py -opt X.yml`: BasicSR's test pipeline with dckd registered.
 Results go under ./results/<name>."""
+import argparse
 import os
+import sys
 
 
 def main():
     from dckd.registration import register_all
     register_all()
     import basicsr.test
+    from dckd.schema import OptionError
+    from dckd_models.preflight import read_options_file
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    options_file = parser.parse_known_args()[0].opt
+    if options_file:
+        try:
+            read_options_file(options_file)
+        except OptionError as error:
+            sys.exit(f'dckd-test: {error}')
 
     basicsr.test.test_pipeline(os.getcwd())
 

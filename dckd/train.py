@@ -1,13 +1,23 @@
 """`dckd-train` / `python train.py -opt X.yml`: BasicSR's own training pipeline, dckd registered.
 
+Before BasicSR starts, a KDModel/DCKDModel run is checked in seconds (dckd_models/preflight.py):
+options against the schema, data roots, checkpoints against their networks. A problem stops it
+with one message naming the option or file, before anything is created or renamed.
+
+    dckd-train --check -opt X.yml          # only the checks, and a summary of what would run
+    dckd-train --import hat.archs -opt X.yml   # register another project's networks first
+                                               # (also top-level import_modules: [...] in X.yml)
+
 Experiments, logs and tb_logger go under the current directory, as with BasicSR's train.py run
 from a checkout. Two BasicSR 1.4.2 functions are replaced: `load_resume_state` maps the state
 onto `cuda:current_device` and so cannot resume without a GPU, and `init_dist` always sets a CUDA
 device and uses NCCL; without a GPU, `--launcher pytorch` here uses the gloo backend instead.
 After training, every rank waits for the others and the process group is shut down.
 """
+import argparse
 import datetime
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -58,15 +68,60 @@ def init_dist(launcher, backend='nccl', **kwargs):
     dist_util.init_dist(launcher, backend, **kwargs)
 
 
-def main():
+def dckd_arguments(argv):
+    """(dckd's own arguments, the rest for BasicSR's parser)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--check', action='store_true')
+    parser.add_argument('--import', dest='imports', action='append', default=[])
+    own, rest = parser.parse_known_args(argv)
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument('-opt')
+    shared.add_argument('--launcher', default='none')
+    seen, _ = shared.parse_known_args(rest)
+    return own, seen, rest
+
+
+def check_run(options_file, imports, launcher):
+    """Import the named modules, then check a dckd run; returns the summary, or None for a model
+    that is not dckd's (BasicSR checks those itself)."""
+    from dckd_models.preflight import import_modules, is_dckd_model, preflight, read_options_file
+
+    import_modules(imports, '--import')
+    opt = read_options_file(options_file)
+    import_modules(opt.get('import_modules') or [], 'import_modules')
+    if not is_dckd_model(opt):
+        return None
+    return preflight(opt, launcher)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    own, seen, rest = dckd_arguments(argv)
     from dckd.registration import register_all
     register_all()
+    from dckd.schema import OptionError
+    from dckd_models.kd_model import TrainingStopped
+
+    if seen.opt is None:
+        sys.exit('dckd-train: error: -opt OPTIONS.yml is required')
+    try:
+        summary = check_run(seen.opt, own.imports, seen.launcher)
+    except OptionError as error:
+        sys.exit(f'dckd-train: {seen.opt}: {error}')
+    if own.check:
+        lines = summary or ['not a dckd model: only BasicSR checks it, when training starts']
+        print('\n'.join([f'{seen.opt}: OK'] + lines))
+        return
     import basicsr.train
     import basicsr.utils.options
 
     basicsr.train.load_resume_state = load_resume_state
     basicsr.utils.options.init_dist = init_dist
-    basicsr.train.train_pipeline(os.getcwd())
+    sys.argv = [sys.argv[0]] + rest
+    try:
+        basicsr.train.train_pipeline(os.getcwd())
+    except TrainingStopped as stop:
+        sys.exit(f'dckd-train: {stop}')
     if dist.is_initialized():
         # BasicSR leaves the group up; a rank exiting while another still uses it can abort
         # ("terminate called without an active exception") and fail torchrun after a good run

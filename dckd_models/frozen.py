@@ -38,15 +38,15 @@ def _not_finite(state):
             and not torch.isfinite(value).all()]
 
 
-def teacher_weights(source):
-    """The teacher's state dict from `source` (see checkpoint_source): a BasicSR checkpoint under
-    `param_key`, or an official RCAN file converted on the fly; every failure an OptionError that
-    names the option and the file."""
-    file = source['path']
+def checkpoint_weights(source, network_key):
+    """The state dict `source` (see checkpoint_source) gives `network_key`: a BasicSR checkpoint
+    under its `param_key`, or an official RCAN file converted on the fly; every failure an
+    OptionError that names the option and the file."""
+    file, label = source['path'], network_key[len('network_'):]
     try:
-        checkpoint = load_checkpoint(file, 'teacher checkpoint')
+        checkpoint = load_checkpoint(file, 'checkpoint')
     except (RuntimeError, FileNotFoundError) as error:
-        raise OptionError(f'path.pretrain_network_t: {error}. The file is damaged or not a torch checkpoint '
+        raise OptionError(f'path.pretrain_{network_key}: {error}. The file is damaged or not a torch checkpoint '
                           '(an interrupted download?): download it again.') from error
     if is_official_rcan(checkpoint):
         return official_to_basicsr(checkpoint)[0]
@@ -54,8 +54,9 @@ def teacher_weights(source):
     if param_key is not None:
         if not isinstance(checkpoint, dict) or param_key not in checkpoint:
             keys = sorted(checkpoint)[:8] if isinstance(checkpoint, dict) else []
-            raise OptionError(f"path.param_key_t: no '{param_key}' in {file}; its top-level keys are {keys}. Set "
-                              'param_key_t to the key holding the weights, or ~ when the file is the state dict.')
+            raise OptionError(f"path.param_key_{label}: no '{param_key}' in {file}; its top-level keys are {keys}. "
+                              f'Set param_key_{label} to the key holding the weights, or ~ when the file is the '
+                              'state dict itself.')
         checkpoint = checkpoint[param_key]
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in checkpoint.items()}
 
@@ -83,7 +84,7 @@ def load_weights(net, state, network_key, file, strict=True):
 
 
 def load_teacher(net, source):
-    load_weights(net, teacher_weights(source), 'network_t', source['path'], source['strict'])
+    load_weights(net, checkpoint_weights(source, 'network_t'), 'network_t', source['path'], source['strict'])
 
 
 def load_vqgan(net, source):

@@ -36,6 +36,10 @@ def pad_to_multiple(images, multiple):
     return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
 
 
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (a loss became NaN or inf); the message says where and what to do."""
+
+
 @register(MODEL_REGISTRY)
 class KDModel(SRModel):
     """Student `network_g` trained with its usual losses plus, each optional:
@@ -173,6 +177,7 @@ class KDModel(SRModel):
             self.output = self.net_g(self.lq)
         self.output = self.output.float()
         losses = self.compute_losses()
+        self.stop_unless_finite(losses, current_iter)
         sum(losses.values()).backward()
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(losses)
@@ -195,6 +200,33 @@ class KDModel(SRModel):
             if self.cri_lcr:
                 losses['l_lcr'] = self.cri_lcr(self.output, lcr_target)
         return losses
+
+    def stop_unless_finite(self, losses, current_iter):
+        """Stop before a NaN or inf loss reaches the weights, naming the iteration and the terms; no
+        checkpoint is written after it, so the last one saved is the last good one. All ranks stop
+        together (one all-reduce of a flag: a lone rank stopping would leave the others waiting)."""
+        finite = torch.stack([value.detach().isfinite().all() for value in losses.values()])
+        if self.opt['dist']:
+            all_finite = finite.all().to(torch.int32)
+            torch.distributed.all_reduce(all_finite, op=torch.distributed.ReduceOp.MIN)
+            if bool(all_finite):
+                return
+        elif bool(finite.all()):
+            return
+        bad = {name: float(value.detach()) for name, value, ok in zip(losses, losses.values(), finite.tolist())
+               if not ok}
+        states = self.opt['path'].get('training_states', '')
+        saved = sorted(int(f[:-len('.state')]) for f in os.listdir(states) if f[:-len('.state')].isdigit()
+                       ) if os.path.isdir(states) else []
+        fix = ('lower train.optim_g.lr or the loss_weight of that term (or check the data and the teacher '
+               'checkpoint)')
+        then = (f'The last good checkpoint (iteration {saved[-1]}) is kept: {fix}, then resume from it with '
+                '--auto_resume.' if saved else f'No checkpoint was saved before it: {fix} and start again.')
+        bad_text = ', '.join(f'{name} = {value}' for name, value in bad.items()) or 'a loss on another rank'
+        message = (f'training stopped at iteration {current_iter}: {bad_text} is not finite; this step would have '
+                   f'spread it into the student. {then}')
+        get_root_logger().error(message)
+        raise TrainingStopped(message)
 
     @torch.no_grad()
     def run_teacher(self):

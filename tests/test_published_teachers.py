@@ -12,7 +12,7 @@ from test_models import make_opt
 
 
 def swinir_teacher_options():
-    with open(os.path.join(PROJECT_ROOT, 'options', 'dckd_swinir_x4.yml')) as f:
+    with open(os.path.join(PROJECT_ROOT, 'options', 'train', 'swinir', 'dckd_swinir_x4.yml')) as f:
         return yaml.safe_load(f)['network_t']
 
 

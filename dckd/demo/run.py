@@ -86,7 +86,7 @@ def main():
         logger.info(f'[{label}] done in {seconds:.0f} s: PSNR {rows[-1][2]:.2f} dB')
 
     vqgan_note = ('DCKD here uses a RANDOMLY INITIALISED, shrunk VQGAN encoder (no pretrained weights are '
-                  'available offline); with the pretrained ImageNet VQGAN use options/dckd_*.yml.')
+                  'available offline); with the pretrained ImageNet VQGAN use options/train/*/dckd_*.yml.')
     table = results_table(rows, vqgan_note)
     summary = (f'Held-out images: chelsea, rocket (x{SCALE}, Y channel, border {SCALE}); '
                f'students: identical EDSR, identical iterations; device: {device}.\n\n{table}')

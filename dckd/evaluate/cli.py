@@ -2,7 +2,7 @@
 
 Example:
   dckd-evaluate --scale 4 --benchmark Set5 --benchmark Set14 \\
-      --model bicubic --model DCKD=options/test/test_swinir_x4.yml --out results/swinir_x4
+      --model bicubic --model DCKD=options/test/swinir/test_swinir_x4.yml --out results/swinir_x4
 """
 import argparse
 import os

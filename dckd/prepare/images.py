@@ -4,6 +4,7 @@ import os
 import cv2
 import lmdb
 import numpy as np
+from PIL import Image
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -47,7 +48,13 @@ def lmdb_shapes(path):
 
 
 def folder_shapes(path):
-    return {stem(p): read_bgr(p).shape for p in list_images(path)}
+    """{stem: (h, w, 3)} from the image headers alone (fast on large folders); BasicSR's loaders,
+    like read_bgr, read every image with three channels."""
+    shapes = {}
+    for image_path in list_images(path):
+        with Image.open(image_path) as image:
+            shapes[stem(image_path)] = (image.height, image.width, 3)
+    return shapes
 
 
 def check_pairs(gt_shapes, lq_shapes, scale, what, expected_count=None):

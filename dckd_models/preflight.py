@@ -1,0 +1,183 @@
+"""Everything a KDModel/DCKDModel run needs, checked in seconds before BasicSR starts.
+
+`preflight(opt, launcher)` parses the options (dckd_models/options.py), then checks what the
+schema cannot see: every data root and whether its GT and LQ images pair, the training patch
+against the smallest image, every network built from its options and every checkpoint loaded
+into it (key layout, param_key, NaN), and the seed under several processes. It returns the
+summary `dckd-train --check` prints; any problem is an OptionError naming the option or file.
+"""
+import importlib
+import os
+
+import yaml
+
+from basicsr.archs import build_network
+from basicsr.utils.registry import MODEL_REGISTRY
+from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
+from dckd.schema import OptionError, config
+from .frozen import checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
+from .kd_model import KDModel
+from .options import VQGAN_TERMS, needs_teacher, parse_training_options
+
+LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
+             'contrastive_opt': 'l_dcl', 'distribution_opt': 'l_ce'}
+PADDING_DATASETS = ('PaddedPairedImageDataset', )  # pad images smaller than the patch
+
+
+def read_options_file(path):
+    """The mapping in a YAML options file, or OptionError naming the file (and a moved file's new place)."""
+    if not os.path.isfile(path):
+        moved = moved_options_file(path)
+        hint = f'; the options files moved: use {moved}' if moved else ''
+        raise OptionError(f'options file not found: {path}{hint}')
+    try:
+        with open(path) as f:
+            opt = yaml.safe_load(f)
+    except yaml.YAMLError as error:
+        raise OptionError(f'{path} is not valid YAML: {error}') from error
+    if not isinstance(opt, dict):
+        raise OptionError(f'{path} must hold a mapping of options, got {type(opt).__name__}')
+    return opt
+
+
+def moved_options_file(path):
+    """Where an options file of the flat layout of dckd 0.1 (options/dckd_swinir_x4.yml,
+    options/test/test_swinir_x4.yml) lives now (options/{train,test}/<family>/...), or None."""
+    folder, name = os.path.split(os.path.normpath(path))
+    root = os.path.dirname(folder) if os.path.basename(folder) == 'test' else folder
+    for phase in ('train', 'test'):
+        phase_dir = os.path.join(root, phase)
+        if os.path.isdir(phase_dir):
+            for family in sorted(os.listdir(phase_dir)):
+                candidate = os.path.join(phase_dir, family, name)
+                if os.path.isfile(candidate):
+                    return candidate
+    return None
+
+
+def import_modules(names, where):
+    """Import the modules that register another project's archs, losses or datasets."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise OptionError(f'{where}: cannot import {name!r} ({error}). Install the package that provides it '
+                              'into this environment (pip install ...) or correct the module name.') from error
+
+
+def is_dckd_model(opt):
+    model = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
+    return model is not None and issubclass(model, KDModel)
+
+
+def preflight(opt, launcher='none'):
+    """Check a training run of KDModel/DCKDModel (see module doc); returns the summary lines."""
+    parsed = parse_training_options(opt)
+    if launcher != 'none' and parsed.manual_seed is None:
+        raise OptionError(f'manual_seed is not set: with several processes (--launcher {launcher}) every rank must '
+                          'start from the same seed, or the ranks draw different student initialisations and data. '
+                          'Add manual_seed: 0 (any integer).')
+    summary = [f'model     {parsed.model_type}, {parsed.train.total_iter} iterations, scale {parsed.scale}',
+               'terms     ' + '; '.join(_terms(parsed.train))]
+    summary += _networks(parsed)
+    summary += _data(parsed)
+    return summary
+
+
+def _terms(train):
+    terms = []
+    for key, log_name in LOG_NAMES.items():
+        loss = getattr(train, key)
+        if loss:
+            weight = loss.arguments.get('loss_weight', 1.0)
+            terms.append(f'{log_name} = {weight} x {loss.type}')
+    return terms
+
+
+def _networks(parsed):
+    """Build each network the run uses and load its checkpoint: layout and values checked."""
+    used = ['network_g']
+    if needs_teacher(parsed.train):
+        used.append('network_t')
+    if any(getattr(parsed.train, term) for term in VQGAN_TERMS):
+        used.append('network_vqgan')
+    lines = []
+    for network_key in used:
+        component = getattr(parsed, network_key)
+        try:
+            net = build_network(config(component))
+        except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as error:
+            raise OptionError(f'{network_key}: {component.type} cannot be built from these options: {error}') from error
+        source = checkpoint_source(parsed.path, network_key)
+        if source['path'] is None:
+            origin = 'random initialisation' + (' (DCR and DMM in a random feature space)'
+                                                if network_key == 'network_vqgan' else '')
+        elif network_key == 'network_t':
+            load_teacher(net, source)
+            origin = f'{source["path"]} [{source["param_key"]}]'
+        elif network_key == 'network_vqgan':
+            load_vqgan(net, source)
+            origin = source['path']
+        else:
+            load_weights(net, checkpoint_weights(source, network_key), network_key, source['path'], source['strict'])
+            origin = f'{source["path"]} [{source["param_key"]}]'
+        count = sum(p.numel() for p in net.parameters())
+        role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'feature space'}[network_key]
+        lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')
+    return lines
+
+
+def _shapes(phase, key, root, backend):
+    where = f'datasets.{phase}.{key}'
+    if backend == 'lmdb':
+        if not os.path.isfile(os.path.join(root, 'data.mdb')) or not os.path.isfile(os.path.join(root, 'meta_info.txt')):
+            raise OptionError(f'{where}: no LMDB at {root} (data.mdb and meta_info.txt expected). Prepare it with '
+                              'dckd-prepare (datasets/README.md) or correct the path.')
+        try:
+            return lmdb_shapes(root)
+        except ValueError as error:
+            raise OptionError(f'{where}: {error}. The LMDB is incomplete: prepare it again.') from error
+    if not os.path.isdir(root):
+        raise OptionError(f'{where}: folder not found: {root}. Prepare it with dckd-prepare (datasets/README.md) or '
+                          'correct the path.')
+    try:
+        return folder_shapes(root)
+    except (FileNotFoundError, OSError) as error:
+        raise OptionError(f'{where}: {error}') from error
+
+
+def _data(parsed):
+    """Every dataset's roots exist and pair; the training patch fits the smallest image."""
+    lines = []
+    for phase, dataset in parsed.datasets.items():
+        backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+        roots = {key: dataset[key] for key in ('dataroot_gt', 'dataroot_lq') if dataset.get(key)}
+        shapes = {key: _shapes(phase, key, root, backend) for key, root in roots.items()}
+        if len(shapes) == 2:
+            gt, lq = shapes['dataroot_gt'], shapes['dataroot_lq']
+            template = dataset.get('filename_tmpl', '{}')
+            lq = {key: lq[template.format(key)] for key in gt if template.format(key) in lq}
+            lq.update({f'(LQ only) {k}': v for k, v in shapes['dataroot_lq'].items()
+                       if k not in {template.format(g) for g in gt}})
+            try:
+                check_pairs(gt, lq, parsed.scale, f'datasets.{phase}')
+            except ValueError as error:
+                raise OptionError(f'{error}. GT ({roots["dataroot_gt"]}) and LQ ({roots["dataroot_lq"]}) do not '
+                                  'pair: they must hold the same images, GT = scale x LQ; prepare them together.') from error
+        if phase == 'train' and 'gt_size' in dataset and dataset['type'] not in PADDING_DATASETS:
+            _check_patch(dataset, shapes.get('dataroot_gt', {}), parsed.scale)
+        count = len(next(iter(shapes.values()))) if shapes else 0
+        lines.append(f'data      {phase} {dataset.get("name", "")}: {count} images ({backend})')
+    return lines
+
+
+def _check_patch(dataset, gt_shapes, scale):
+    if not gt_shapes:
+        return
+    key, (height, width, _) = min(gt_shapes.items(), key=lambda item: min(item[1][:2]))
+    gt_size = dataset['gt_size']
+    if gt_size > min(height, width):
+        raise OptionError(f'datasets.train.gt_size = {gt_size}: the LQ patch ({gt_size // scale}px) is larger than '
+                          f'the smallest LQ image ({key}: {height // scale}x{width // scale}, GT {height}x{width}). '
+                          f'Choose gt_size <= {min(height, width) // scale * scale}, leave out the small images, or '
+                          'use type: PaddedPairedImageDataset, which pads them.')

@@ -1,0 +1,220 @@
+"""Writes every options file under options/train/ and options/test/ from options/table.py.
+
+    python options/generate.py           # (re)write the files
+    python options/generate.py --check   # exit 1, naming them, if any file differs from the table
+
+Edit the table, not the files: a test fails when a committed file differs from what the table
+gives. Files go to options/train/<family>/<method>_<pair>[_x<scale>].yml and
+options/test/<family>/test_<pair>[_x<scale>].yml.
+"""
+import argparse
+import os
+import sys
+import textwrap
+
+import yaml
+
+OPTIONS_DIR = os.path.dirname(os.path.abspath(__file__))
+WIDTH = 110  # the longest comment line
+
+
+class C:
+    """A value with a comment above it (`note`) and/or beside it (`inline`)."""
+
+    def __init__(self, value, note=None, inline=None):
+        self.value, self.note, self.inline = value, note, inline
+
+
+def plain(value):
+    """The value without its comments, as yaml.safe_load reads the written file back."""
+    value = value.value if isinstance(value, C) else value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if not k.startswith('# ')}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def flow(value):
+    """One value in YAML flow style, floats written so that YAML 1.1 reads them as floats."""
+    value = value.value if isinstance(value, C) else value
+    if value is None:
+        return '~'
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != 0 and not 1e-3 <= abs(value) < 1e6:
+            mantissa, exponent = f'{value:e}'.split('e')
+            mantissa = mantissa.rstrip('0').rstrip('.')
+            return f'{mantissa}{"" if "." in mantissa else ".0"}e{int(exponent):+d}'
+        return repr(value)
+    if isinstance(value, str):
+        return yaml.safe_dump(value, default_style=None, width=10**6).splitlines()[0]
+    if isinstance(value, (list, tuple)):
+        return '[' + ', '.join(flow(v) for v in value) + ']'
+    return '{' + ', '.join(f'{k}: {flow(v)}' for k, v in value.items()) + '}'
+
+
+def comment_lines(text, indent):
+    return [f'{indent}# {line}' for line in textwrap.wrap(text, WIDTH - len(indent) - 2)]
+
+
+def block(mapping, depth=0, flow_values=False):
+    """Lines of a block-style mapping; nested mappings stay block-style at depths 0 and 1 (the
+    top-level sections, datasets' phases, metrics), except inside `train:` (one line per option)."""
+    indent, lines = '  ' * depth, []
+    for key, raw in mapping.items():
+        value = raw.value if isinstance(raw, C) else raw
+        note, inline = (raw.note, raw.inline) if isinstance(raw, C) else (None, None)
+        if depth == 0 and lines and (isinstance(value, dict) or note):
+            lines.append('')
+        if note:
+            lines += comment_lines(note, indent)
+        beside = f'  # {inline}' if inline else ''
+        if isinstance(value, dict) and depth < 2 and not flow_values and not key.startswith('# '):
+            lines.append(f'{indent}{key}:{beside}')
+            lines += block(value, depth + 1, flow_values=key == 'train')
+        else:
+            lines.append(f'{indent}{key}: {flow(value)}{beside}')
+    return lines
+
+
+def render(header, mapping):
+    """The text of an options file: header comment, then the mapping with its comments."""
+    lines = [f'# {line}' for part in header for line in textwrap.wrap(part, WIDTH - 2, break_on_hyphens=False)]
+    return '\n'.join(lines + block(mapping)) + '\n'
+
+
+# ----- composing files from the table -------------------------------------------------------------
+
+
+def run_name(method, pair, scale):
+    return f'{method}_{pair["name"]}' + (f'_x{scale}' if pair['scales'] != (1, ) else '')
+
+
+def training_path(method, pair, scale):
+    return os.path.join('train', pair['family'], run_name(method, pair, scale) + '.yml')
+
+
+def test_path(pair, scale):
+    return os.path.join('test', pair['family'], run_name('test', pair, scale) + '.yml')
+
+
+def datasets(task, phase, count=None):
+    sets = task['test_sets'][:count]
+    return {f'{phase}_{i}': s for i, s in enumerate(sets, 1)}
+
+
+def training_file(table, method_name, pair, scale):
+    method, task = table.METHODS[method_name], pair['task'](scale)
+    name = run_name(method_name, pair, scale)
+    what = task['what'] if scale == 1 else f'{task["what"]}, paper settings (spec section 5)'
+    if pair.get('paper') is False and scale != 1:
+        what = f'{task["what"]}, the paper\'s SR recipe'
+    header = [method['title'],
+              f'{pair["title"]} {what}' + (f'; teacher -> student: {pair["summary"]}' if 'summary' in pair else '.'),
+              f'Check: dckd-train --check -opt options/{training_path(method_name, pair, scale)}',
+              f'Train: dckd-train -opt options/{training_path(method_name, pair, scale)}',
+              'Several GPUs: torchrun --nproc_per_node=N train.py -opt ... --launcher pytorch']
+    train_set = dict(task['train_set'])
+    if 'patch_note' in pair:
+        train_set['gt_size'] = C(train_set['gt_size'], inline=pair['patch_note'])
+    opt = {'name': name, 'model_type': 'DCKDModel', 'scale': task['scale'], 'num_gpu': 'auto', 'manual_seed': 0}
+    opt['datasets'] = {'train': train_set, **datasets(task, 'val', task.get('val_sets'))}
+    if pair.get('fused_attention') and method['vqgan']:
+        opt['fused_attention'] = C(False, "SwinIR window attention through torch's fused kernel, same weights "
+                                   '(README, "Training cost")')
+    opt['network_g'] = C(pair['student'](scale), pair['student_note'])
+    path = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
+    if method['teacher']:
+        opt['network_t'] = C(pair['teacher'](scale), pair['teacher_note'])
+        path.update({'pretrain_network_t': C(pair['teacher_file'](scale), pair['teacher_file_note']),
+                     'param_key_t': 'params', 'strict_load_t': True})
+    if method['vqgan']:
+        opt['network_vqgan'] = C(table.VQGAN, "Frozen feature space of DCR and DMM: the encoder of "
+                                 "taming-transformers' ImageNet VQGAN (f16, 1024 codes), with the published "
+                                 'architecture written out.')
+        path['pretrain_network_vqgan'] = C(table.VQGAN_FILE, "taming-transformers' vqgan_imagenet_f16_1024 "
+                                           'checkpoints/last.ckpt, renamed; an encoder-only .pth written by '
+                                           'dckd-convert-vqgan loads as well')
+    opt['path'] = path
+    history_note = ' (and, in DCKD, the history model\'s source)' if method['vqgan'] else ''
+    opt['train'] = {
+        'ema_decay': C(0.999, inline=f'the EMA student is the one evaluated{history_note}'),
+        **pair.get('recipe', task.get('recipe', {})),
+        'warmup_iter': C(-1, inline='no warm-up'),
+        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        **method['terms'],
+    }
+    opt['val'] = {'val_freq': 5000, 'save_img': False, 'metrics': task['metrics']}
+    opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True}
+    opt['dist_params'] = {'backend': 'nccl', 'port': 29500}
+    return training_path(method_name, pair, scale), render(header, opt)
+
+
+def test_file(table, pair, scale):
+    task = pair['task'](scale)
+    runs = [run_name(m, pair, scale) for m in table.METHODS]
+    header = [f'Evaluates a trained {pair["title"]} student {task["what"]} (its EMA weights) on '
+              f'{", ".join(s["name"] for s in task["test_sets"])}.',
+              f'Test: dckd-test -opt options/{test_path(pair, scale)}   (results under results/<name>)',
+              f'Points at the {runs[0]} run; for the others ({", ".join(runs[1:])}) change name and '
+              'pretrain_network_g: the runs share this student.']
+    opt = {'name': f'test_{runs[0]}',
+           'model_type': C('KDModel', inline="SRModel's test, plus padding to whole windows for SwinIR inputs"),
+           'scale': task['scale'], 'num_gpu': 'auto', 'manual_seed': 0,
+           'datasets': datasets(task, 'test'),
+           'network_g': C(pair['student'](scale), f'the student of options/{training_path("dckd", pair, scale)}, key '
+                          'for key (a checkpoint loads strictly only into it)'),
+           'path': {'pretrain_network_g': f'experiments/{runs[0]}/models/net_g_latest.pth',
+                    'param_key_g': C('params_ema', inline='the EMA student, which the paper evaluates'),
+                    'strict_load_g': True},
+           'val': {'save_img': True, 'suffix': None, 'metrics': task['metrics']}}
+    return test_path(pair, scale), render(header, opt)
+
+
+def all_files(table):
+    """{path under options/: text} for every pair, scale and method of the table."""
+    files = {}
+    for pair in table.PAIRS:
+        for scale in pair['scales']:
+            for method in table.METHODS:
+                path, text = training_file(table, method, pair, scale)
+                files[path] = text
+            path, text = test_file(table, pair, scale)
+            files[path] = text
+    return files
+
+
+def load_table():
+    sys.modules.setdefault('generate', sys.modules[__name__])  # the table's C is this module's C
+    sys.path.insert(0, OPTIONS_DIR)
+    import table
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true', help='only compare the files with the table')
+    args = parser.parse_args(argv)
+    files = all_files(load_table())
+    stale = []
+    for relative, text in files.items():
+        path = os.path.join(OPTIONS_DIR, relative)
+        current = open(path).read() if os.path.isfile(path) else None
+        if current != text:
+            stale.append(relative)
+            if not args.check:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, 'w') as f:
+                    f.write(text)
+    if args.check and stale:
+        sys.exit(f'{len(stale)} options file(s) differ from options/table.py: {", ".join(stale)}; '
+                 'run python options/generate.py')
+    print(f'{len(files)} options files, {len(stale)} {"differ" if args.check else "written"}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,251 @@
+"""The table every training and test options file is written from (python options/generate.py).
+
+A row of PAIRS is one teacher -> student pair on one task, at one or more scales; every row gets
+one training file per method of METHODS and one test file per scale. Adding a pair is one row.
+Values wrapped in C(...) carry the comment written above them (`note`) or beside them (`inline`);
+a key starting with '# ' is written commented out.
+"""
+from generate import C
+
+VQGAN_FILE = 'experiments/pretrained_models/VQGAN/vqgan_imagenet_f16_1024.ckpt'
+SR_BENCHMARKS = ('Set5', 'Set14', 'BSD100', 'Urban100')
+
+
+# ----- networks --------------------------------------------------------------------------------
+
+def swinir(scale, embed_dim, blocks, img_size=48, upsampler='pixelshuffle'):
+    return {'type': 'SwinIR', 'upscale': scale, 'in_chans': 3, 'img_size': img_size, 'window_size': 8,
+            'img_range': 1., 'depths': [6] * blocks, 'embed_dim': embed_dim, 'num_heads': [6] * blocks,
+            'mlp_ratio': 2, 'upsampler': upsampler, 'resi_connection': '1conv'}
+
+
+def rcan(scale, num_block):
+    return {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_group': 10, 'num_block': num_block,
+            'squeeze_factor': 16, 'upscale': scale, 'res_scale': 1, 'img_range': 255.,
+            'rgb_mean': [0.4488, 0.4371, 0.4040]}
+
+
+def edsr(scale, num_feat, num_block, res_scale):
+    return {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': num_feat, 'num_block': num_block,
+            'upscale': scale, 'res_scale': res_scale, 'img_range': 255., 'rgb_mean': [0.4488, 0.4371, 0.4040]}
+
+
+def nafnet(width, encoder):
+    return {'type': 'NAFNet', 'img_channel': 3, 'width': width, 'middle_blk_num': 1, 'enc_blk_nums': encoder,
+            'dec_blk_nums': [1, 1, 1, 1]}
+
+
+def restormer(dim, blocks, refinement):
+    return {'type': 'Restormer', 'inp_channels': 3, 'out_channels': 3, 'dim': dim, 'num_blocks': blocks,
+            'num_refinement_blocks': refinement, 'heads': [1, 2, 4, 8], 'ffn_expansion_factor': 2.66,
+            'bias': False, 'LayerNorm_type': 'WithBias', 'dual_pixel_task': False}
+
+
+VQGAN = {'type': 'VQGANEncoder', 'ch': 128, 'ch_mult': [1, 1, 2, 2, 4], 'num_res_blocks': 2, 'attn_resolutions': [16],
+         'resolution': 256, 'z_channels': 256, 'embed_dim': 256, 'n_embed': 1024,
+         'input_range': C([-1, 1], inline="the range taming trained on; [0, 1] reproduces the authors' released code")}
+
+# ----- tasks: data, recipe, evaluation -----------------------------------------------------------
+
+
+def paired(name, gt, lq, backend='lmdb', kind='PairedImageDataset'):
+    return {'name': name, 'type': kind, 'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': backend}}
+
+
+def metrics(border, y_channel, note):
+    return C({'psnr': {'type': 'calculate_psnr', 'crop_border': border, 'test_y_channel': y_channel},
+              'ssim': {'type': 'calculate_ssim', 'crop_border': border, 'test_y_channel': y_channel}}, note)
+
+
+def sr_task(scale):
+    """DIV2K sub-images, LR patch 48, batch 16, Adam, lr 1e-4 / 10 every 100k, 250k iterations."""
+    train = {**paired('DIV2K', 'datasets/DIV2K/DIV2K_train_HR_sub.lmdb',
+                      f'datasets/DIV2K/DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
+             'gt_size': 48 * scale, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 6,
+             'batch_size_per_gpu': C(16, inline="the paper's batch; the released run used 16 on each of 4 GPUs"),
+             'dataset_enlarge_ratio': 1, 'prefetch_mode': None}
+    train['dataroot_gt'] = C(train['dataroot_gt'], "DIV2K's 800 training images as 480x480 sub-images (step 240) "
+                             'and their bicubic LR, in LMDB')
+    return {
+        'scale': scale,
+        'train_set': train,
+        'test_sets': [paired(b, f'datasets/{b}/GTmod12', f'datasets/{b}/LRbicx{scale}', 'disk') for b in SR_BENCHMARKS],
+        'recipe': {
+            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': C({'type': 'MultiStepLR', 'milestones': [100000, 200000], 'gamma': 0.1},
+                           'the paper divides the lr by 10 every 100k iterations; the released config keeps it '
+                           'constant'),
+            'total_iter': 250000,
+        },
+        'metrics': metrics(scale, True, 'Y channel, `scale` border pixels cropped: the SR convention the paper '
+                           'reports'),
+        'what': f'x{scale}',
+    }
+
+
+def gopro_task(gt_size, batch, batch_note):
+    return {
+        'scale': 1,
+        'train_set': {**paired('GoPro_train', 'datasets/GoPro/train/sharp_crops.lmdb',
+                               'datasets/GoPro/train/blur_crops.lmdb'),
+                      'gt_size': gt_size, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 8,
+                      'batch_size_per_gpu': C(batch, inline=batch_note), 'dataset_enlarge_ratio': 1,
+                      'prefetch_mode': None},
+        'test_sets': [paired('GoPro', 'datasets/GoPro/test/target.lmdb', 'datasets/GoPro/test/input.lmdb')],
+        'metrics': metrics(0, False, 'RGB (the paper reports GoPro on RGB), no border'),
+        'what': 'on GoPro (motion deblurring), scale 1: teacher and student restore the same-size image',
+    }
+
+
+def rain13k_task():
+    tests = ('Rain100L', 'Test100', 'Rain100H', 'Test2800', 'Test1200')
+    return {
+        'scale': 1,
+        'train_set': {**paired('Rain13K_train', 'datasets/Rain13K/train/target.lmdb',
+                               'datasets/Rain13K/train/input.lmdb', kind='PaddedPairedImageDataset'),
+                      'gt_size': 384, 'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 8,
+                      'batch_size_per_gpu': C(8, inline='the largest stage of the progressive schedule below; images '
+                                              'smaller than the patch are reflect-padded'),
+                      'dataset_enlarge_ratio': 1, 'prefetch_mode': None},
+        'val_sets': 1,  # training validates on Rain100L only; the test file evaluates all five
+        'test_sets': [paired(t, f'datasets/Rain13K/test/{t}/target.lmdb', f'datasets/Rain13K/test/{t}/input.lmdb')
+                      for t in tests],
+        'metrics': metrics(0, True, 'Y channel (the paper reports deraining on Y), no border'),
+        'what': 'on Rain13K (deraining), scale 1: teacher and student restore the same-size image',
+    }
+
+
+NAFNET_RECIPE = {
+    'optim_g': C({'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
+                 "NAFNet's recipe: AdamW (0.9, 0.9), weight decay 1e-3, lr 1e-3 cosine to 1e-7 over 200k iterations"),
+    'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [200000], 'restart_weights': [1], 'eta_min': 1e-7},
+    'total_iter': 200000,
+}
+RESTORMER_RECIPE = {
+    'optim_g': C({'type': 'AdamW', 'lr': 3e-4, 'weight_decay': 1e-4, 'betas': [0.9, 0.999]},
+                 "Restormer's recipe: AdamW (0.9, 0.999), weight decay 1e-4, lr 3e-4 for 92k iterations then cosine "
+                 'to 1e-6 over 208k (300k in all), with progressive patches 128 -> 384 and batches 8 -> 1. Restormer '
+                 'also clips gradients (use_grad_clip); dckd does not.'),
+    'scheduler': {'type': 'CosineAnnealingRestartCyclicLR', 'periods': [92000, 208000], 'restart_weights': [1, 1],
+                  'eta_mins': [3e-4, 1e-6]},
+    'total_iter': 300000,
+    'progressive': {'milestones': [92000, 156000, 204000, 240000, 276000], 'gt_sizes': [128, 160, 192, 256, 320, 384],
+                    'batch_sizes': [8, 5, 4, 2, 1, 1]},
+}
+RESTORMER_STUDENT_NOTE = ('Student: dim 24, 22 blocks. The paper publishes only its size (3.8M); blocks [2, 3, 3, 4] '
+                          'with 2 refinement blocks give 3.81M parameters.')
+
+# ----- the pairs: one row each --------------------------------------------------------------------
+
+SWINIR_M = {
+    'teacher': lambda s: swinir(s, 180, 6),
+    'teacher_note': 'Teacher: SwinIR-M, the official classical-SR model trained on DIV2K with 48x48 LR patches '
+                    '(s48w8): img_size must be 48, or its attn_mask buffers do not load strictly.',
+    'teacher_file': lambda s: f'experiments/pretrained_models/SwinIR/001_classicalSR_DIV2K_s48w8_SwinIR-M_x{s}.pth',
+    'teacher_file_note': 'official SwinIR release (JingyunLiang/SwinIR), weights under "params"',
+    'fused_attention': True,
+    'patch_note': 'LR patch 48 = 6 windows of 8',
+}
+EDSR_L = {
+    'teacher': lambda s: edsr(s, 256, 32, 0.1),
+    'teacher_note': 'Teacher: EDSR-L as released by BasicSR (ported from the official EDSR); 256 channels need the '
+                    'residual scaling 0.1 it was trained with.',
+    'teacher_file': lambda s: 'experiments/pretrained_models/EDSR/' + {
+        2: 'EDSR_Lx2_f256b32_DIV2K_official-be38e77d.pth', 3: 'EDSR_Lx3_f256b32_DIV2K_official-3660f70d.pth',
+        4: 'EDSR_Lx4_f256b32_DIV2K_official-76ee1c8f.pth'}[s],
+    'teacher_file_note': 'BasicSR\'s released EDSR-L (XPixelGroup/BasicSR model zoo), weights under "params"',
+}
+
+PAIRS = [
+    {**SWINIR_M, 'name': 'swinir', 'family': 'swinir', 'title': 'SwinIR', 'task': sr_task, 'scales': (2, 3, 4),
+     'summary': 'SwinIR-M (embed 180, 6 RSTB x depth 6) -> SwinIR (embed 60, 4 RSTB x depth 6); 11.9M -> 1.2M at x4.',
+     'student': lambda s: swinir(s, 60, 4),
+     'student_note': "Student: the compact SwinIR of the paper's Table 1 (window 8 and img_size 48 as the teacher)."},
+    {**SWINIR_M, 'name': 'swinir_light', 'family': 'swinir', 'title': 'SwinIR-light', 'task': sr_task,
+     'scales': (2, 3, 4), 'paper': False,
+     'summary': 'SwinIR-M (embed 180, 6 RSTB) -> SwinIR-light (embed 60, 4 RSTB, pixelshuffledirect); 11.9M -> 0.9M '
+                'at x4. Not in the paper: the published lightweight SwinIR as the student.',
+     'student': lambda s: swinir(s, 60, 4, img_size=64, upsampler='pixelshuffledirect'),
+     'student_note': "Student: SwinIR-light, the published lightweight model's layout (002_lightweightSR_DIV2K_s64w8_"
+                     'SwinIR-S_x*.pth, img_size 64), trained here from scratch on LR patches of 48.'},
+    {'name': 'rcan', 'family': 'rcan', 'title': 'RCAN', 'task': sr_task, 'scales': (2, 3, 4),
+     'summary': 'RCAN (64 ch, 10 groups x 20 blocks) -> RCAN (64 ch, 10 groups x 6 blocks); 15.6M -> 5.2M at x4.',
+     'student': lambda s: rcan(s, 6), 'student_note': "Student: RCAN with 6 blocks per group instead of 20 (paper's "
+                                                      'Table 1).',
+     'teacher': lambda s: rcan(s, 20), 'teacher_note': 'Teacher: the official RCAN (Zhang et al., ECCV 2018), BI '
+                                                       'degradation.',
+     'teacher_file': lambda s: f'experiments/pretrained_models/RCAN/RCAN_BIX{s}_basicsr.pth',
+     'teacher_file_note': 'the official RCAN_BIX*.pt converted to BasicSR\'s RCAN layout (keys renamed, the '
+                          'mean-shift layers dropped: img_range/rgb_mean do their work) and saved under "params"',
+     'patch_note': 'LR patch 48, as for SwinIR'},
+    {**EDSR_L, 'name': 'edsr', 'family': 'edsr', 'title': 'EDSR', 'task': sr_task, 'scales': (2, 3, 4),
+     'summary': 'EDSR-L (256 ch, 32 blocks) -> EDSR (64 ch, 32 blocks); 43.1M -> 2.7M at x4.',
+     'student': lambda s: edsr(s, 64, 32, 1),
+     'student_note': 'Student: EDSR at a quarter of the width, same depth (64 ch, 32 blocks): the EDSR teacher/student '
+                     'pair that SR KD papers use. At 64 channels EDSR trains without residual scaling.'},
+    {**EDSR_L, 'name': 'edsr_baseline', 'family': 'edsr', 'title': 'EDSR-baseline', 'task': sr_task,
+     'scales': (2, 3, 4), 'paper': False,
+     'summary': 'EDSR-L (256 ch, 32 blocks) -> EDSR-baseline (64 ch, 16 blocks); 43.1M -> 1.5M at x4. Not in the '
+                'paper: the baseline EDSR as the student.',
+     'student': lambda s: edsr(s, 64, 16, 1),
+     'student_note': "Student: EDSR-baseline, the layout of BasicSR's EDSR_Mx*_f64b16_DIV2K_official zoo files (64 ch, "
+                     '16 blocks, no residual scaling), trained here from scratch.'},
+    {'name': 'nafnet_gopro', 'family': 'nafnet', 'title': 'NAFNet', 'task': lambda s: gopro_task(
+        256, 32, 'NAFNet: 4 per GPU on 8 GPUs'), 'scales': (1, ), 'recipe': NAFNET_RECIPE,
+     'student': lambda s: nafnet(16, [1, 1, 1, 14]),
+     'student_note': "Student: width 16, 22 blocks. The paper publishes only its size (2.7M); this layout (half the "
+                     "encoder's deepest stage of the teacher, width halved) gives 2.68M parameters.",
+     'teacher': lambda s: nafnet(32, [1, 1, 1, 28]), 'teacher_note': 'Teacher: NAFNet-GoPro-width32.',
+     'teacher_file': lambda s: 'experiments/pretrained_models/NAFNet/NAFNet-GoPro-width32.pth',
+     'teacher_file_note': 'NAFNet-GoPro-width32.pth (megvii-research/NAFNet), weights under "params"'},
+    {'name': 'restormer_gopro', 'family': 'restormer', 'title': 'Restormer', 'task': lambda s: gopro_task(
+        384, 8, 'the largest stage of the progressive schedule below'), 'scales': (1, ), 'recipe': RESTORMER_RECIPE,
+     'student': lambda s: restormer(24, [2, 3, 3, 4], 2), 'student_note': RESTORMER_STUDENT_NOTE,
+     'teacher': lambda s: restormer(48, [4, 6, 6, 8], 4), 'teacher_note': 'Teacher: Restormer (motion deblurring).',
+     'teacher_file': lambda s: 'experiments/pretrained_models/Restormer/motion_deblurring.pth',
+     'teacher_file_note': 'motion_deblurring.pth (swz30/Restormer), weights under "params"'},
+    {'name': 'restormer_rain13k', 'family': 'restormer', 'title': 'Restormer', 'task': lambda s: rain13k_task(),
+     'scales': (1, ), 'recipe': RESTORMER_RECIPE,
+     'student': lambda s: restormer(24, [2, 3, 3, 4], 2), 'student_note': RESTORMER_STUDENT_NOTE,
+     'teacher': lambda s: restormer(48, [4, 6, 6, 8], 4), 'teacher_note': 'Teacher: Restormer (deraining).',
+     'teacher_file': lambda s: 'experiments/pretrained_models/Restormer/deraining.pth',
+     'teacher_file_note': 'deraining.pth (swz30/Restormer), weights under "params"'},
+]
+
+# ----- the methods: which terms each training file switches on -----------------------------------
+
+PAPER_TERMS = {
+    'kd_opt': C({'type': 'L1Loss', 'loss_weight': 1.0}, inline='Logits KD: |S(x) - T(x)|_1'),
+    'contrastive_opt': C({'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1,
+                          'level_weights': [0.03125, 0.0625, 0.125, 0.25, 1.0], 'eps': 1e-7},
+                         'DCR, lambda_dcl 0.1; level weights 1/32 .. 1 over the five VQGAN levels (coarsest weighs '
+                         'most)'),
+    'distribution_opt': C({'type': 'DistributionMappingLoss', 'loss_weight': 0.001, 'mode': 'paper'},
+                          "DMM, lambda_ce 0.001; mode 'released' reproduces the released code's double softmax"),
+    'history': C({'source': 'ema', 'attenuation': 0.1, 'steps': [1000, 2000, 3000], 'milestones': [100000, 200000]},
+                 'history model: moved toward the EMA student (attenuation 0.1) every 1000 iterations up to 100k, '
+                 'every 2000 up to 200k, every 3000 after'),
+    'negatives': C({'num': 5, 'probs': {'noise': 1.0, 'blur': 0.0, 'resize': 0.0},
+                    'noise': {'sigma_range': [1, 30], 'gray_prob': 0.5}},
+                   'N = 5 negatives: H(x) and 4 x H(D_j(x)) with D_j Gaussian noise (sigma U[1, 30]/255, gray half '
+                   "the time), the best degradation in the paper's ablation"),
+}
+LCR_OFF = {'# lcr_opt': C({'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
+                          inline='label consistency, on in every released config')}
+COST = {
+    'precision': C('float32', 'cost, none of which changes the losses beyond rounding (README, "Training cost"): '
+                   'bfloat16 forward passes (weights, gradients and losses stay float32); images per no-grad pass over '
+                   "the negatives (~ = the batch size); recompute the anchor's VQGAN activations in backward; "
+                   'torch.compile the teacher, history model and VQGAN'),
+    'frozen_chunk': None, 'vqgan_recompute': True, 'compile_frozen': False,
+}
+
+METHODS = {
+    'dckd': {'title': 'DCKD: L1 + Logits KD + dynamic contrastive regularization (DCR) + distribution mapping (DMM).',
+             'teacher': True, 'vqgan': True, 'terms': {**PAPER_TERMS, **LCR_OFF, **COST}},
+    'logits': {'title': 'Logits KD baseline: L1 to the ground truth + L1 to the teacher output.',
+               'teacher': True, 'vqgan': False, 'terms': {'kd_opt': PAPER_TERMS['kd_opt'], **LCR_OFF}},
+    'scratch': {'title': 'Student from scratch: L1 to the ground truth only (DCKDModel with every teacher term off, '
+                         'so the three runs share one model and differ only in their losses).',
+                'teacher': False, 'vqgan': False, 'terms': {}},
+}
