@@ -84,11 +84,12 @@ def dckd_arguments(argv):
 def check_run(options_file, imports, launcher):
     """Import the named modules, then check a dckd run; returns the summary, or None for a model
     that is not dckd's (BasicSR checks those itself)."""
-    from dckd_models.preflight import import_modules, is_dckd_model, preflight, read_options_file
+    from dckd_models.options import import_modules
+    from dckd_models.preflight import is_dckd_model, preflight, read_options_file
 
     import_modules(imports, '--import')
     opt = read_options_file(options_file)
-    import_modules(opt.get('import_modules') or [], 'import_modules')
+    import_modules(opt.get('import_modules', []), 'import_modules')
     if not is_dckd_model(opt):
         return None
     return preflight(opt, launcher)

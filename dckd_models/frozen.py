@@ -91,7 +91,8 @@ def load_vqgan(net, source):
     try:
         load_vqgan_encoder(net, source['path'])
     except (KeyError, ValueError, RuntimeError, FileNotFoundError) as error:
-        raise OptionError(f'path.pretrain_network_vqgan: {error}') from error
+        reason = error.args[0] if isinstance(error, KeyError) else error  # str(KeyError) adds quotes
+        raise OptionError(f'path.pretrain_network_vqgan: {reason}') from error
     broken = _not_finite(net.state_dict())
     if broken:
         raise OptionError(f'path.pretrain_network_vqgan: {source["path"]} holds NaN or inf values, e.g. '

@@ -19,7 +19,7 @@ from dckd_arch.fused_attention import use_fused_attention
 from . import label_consistency as lcr
 from dckd.schema import config
 from .frozen import checkpoint_source, freeze, load_teacher
-from .options import is_rewritten_by_resume, needs_teacher, parse_training_options
+from .options import import_modules, is_rewritten_by_resume, needs_teacher, parse_training_options
 from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 
 
@@ -60,6 +60,7 @@ class KDModel(SRModel):
 
     def __init__(self, opt):
         if opt['is_train']:
+            import_modules(opt.get('import_modules', []), 'import_modules')  # also under BasicSR's train.py
             self.options = parse_training_options(opt)  # OptionError before any network is built
         super().__init__(opt)
         self.apply_cost_options(opt)

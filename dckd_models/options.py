@@ -6,6 +6,7 @@ or BasicSR's parsed opt) and returns typed options that the models use: `parsed.
 Checks between options (a term that needs a teacher, scales, windows, the history schedule)
 run here too, so every error names the key path and comes before any network is built.
 """
+import importlib
 import os
 
 import torch
@@ -386,6 +387,19 @@ def check_checkpoint_files(parsed):
         _check_checkpoint(parsed, 'network_t', 'the teacher', required=True)
     if parsed.network_vqgan is not None and any(getattr(parsed.train, term) for term in VQGAN_TERMS):
         _check_checkpoint(parsed, 'network_vqgan', 'the VQGAN encoder', required=False)
+
+
+def import_modules(names, where):
+    """Import the modules that register another project's archs, losses or datasets."""
+    names = [] if names is None else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise OptionError(f'{where} must be a list of module names, e.g. [hat.archs], got {names!r}')
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise OptionError(f'{where}: cannot import {name!r} ({error}). Install the package that provides it '
+                              'into this environment (pip install ...) or correct the module name.') from error
 
 
 def parse_training_options(opt, check_files=True):

@@ -6,15 +6,15 @@ against the smallest image, every network built from its options and every check
 into it (key layout, param_key, NaN), and the seed under several processes. It returns the
 summary `dckd-train --check` prints; any problem is an OptionError naming the option or file.
 """
-import importlib
+import copy
 import os
 
 import yaml
 
-from basicsr.archs import build_network
+from basicsr.archs import ARCH_REGISTRY
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
-from dckd.schema import OptionError, config
+from dckd.schema import OptionError
 from .frozen import checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
 from .kd_model import KDModel
 from .options import VQGAN_TERMS, needs_teacher, parse_training_options
@@ -53,16 +53,6 @@ def moved_options_file(path):
                 if os.path.isfile(candidate):
                     return candidate
     return None
-
-
-def import_modules(names, where):
-    """Import the modules that register another project's archs, losses or datasets."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:
-            raise OptionError(f'{where}: cannot import {name!r} ({error}). Install the package that provides it '
-                              'into this environment (pip install ...) or correct the module name.') from error
 
 
 def is_dckd_model(opt):
@@ -104,8 +94,8 @@ def _networks(parsed):
     lines = []
     for network_key in used:
         component = getattr(parsed, network_key)
-        try:
-            net = build_network(config(component))
+        try:  # not build_network: its log line would set up BasicSR's logger before the log file exists
+            net = ARCH_REGISTRY.get(component.type)(**copy.deepcopy(component.arguments))
         except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as error:
             raise OptionError(f'{network_key}: {component.type} cannot be built from these options: {error}') from error
         source = checkpoint_source(parsed.path, network_key)

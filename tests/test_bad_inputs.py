@@ -1,0 +1,272 @@
+"""Bad input, as a new user writes it: one row per mistake and the message `dckd-train` must give.
+
+Each row changes a valid DCKD run (real LMDBs, teacher and VQGAN checkpoints) in one way and runs
+`dckd-train` on it. Every row must end with one message that names the option or file and says
+what to do: no traceback, nothing created (no experiments/ folder, so nothing of the user's is
+archived or overwritten), every file the user made left as it was.
+"""
+import copy
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from basicsr.archs import build_network
+from dckd.train import main as dckd_train
+from conftest import PROJECT_ROOT, TINY_VQGAN, edsr
+from test_pipeline import SCALE, dckd_options, paired_lmdbs, write_options
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    """The user's files: data, a teacher, a VQGAN, and a few broken or foreign files beside them."""
+    root = tmp_path_factory.mktemp('user')
+    data = root / 'data'
+    train_gt, train_lq = paired_lmdbs(str(data), 'train', patch=32)
+    val_gt, val_lq = paired_lmdbs(str(data), 'val', patch=None)
+    other_gt, _ = paired_lmdbs(str(data / 'other'), 'train', patch=16)  # pairs with nothing of the above
+    torch.manual_seed(0)
+    teacher = edsr(16, 2, SCALE)
+    weights = build_network(teacher).state_dict()
+    torch.save({'params': weights}, root / 'teacher.pth')
+    torch.save({'params': build_network(TINY_VQGAN).state_dict()}, root / 'vqgan.pth')
+    broken = dict(weights)
+    broken['conv_first.weight'] = broken['conv_first.weight'].clone()
+    broken['conv_first.weight'][0, 0, 0, 0] = float('nan')
+    torch.save({'params': broken}, root / 'teacher_nan.pth')
+    torch.save({'params': build_network(edsr(24, 2, SCALE)).state_dict()}, root / 'another_teacher.pth')
+    full = (root / 'teacher.pth').read_bytes()
+    (root / 'teacher_truncated.pth').write_bytes(full[:len(full) // 2])
+    torch.save({'params': {'encoder.conv_in.weight': torch.zeros(1)}}, root / 'not_a_vqgan.pth')
+    return {'root': root, 'train': (train_gt, train_lq), 'val': (val_gt, val_lq), 'other_gt': other_gt,
+            'teacher': teacher}
+
+
+def valid_options(workspace):
+    return dckd_options(workspace, 'user_run', total_iter=2, checkpoint_freq=2)
+
+
+def at(opt, dotted):
+    """The mapping holding `dotted`'s last key."""
+    *parents, _ = dotted.split('.')
+    for key in parents:
+        opt = opt[key]
+    return opt
+
+
+def set_key(dotted, value):
+    def change(opt, ws):
+        at(opt, dotted)[dotted.rsplit('.', 1)[-1]] = value
+    return change
+
+
+def rename_key(dotted, new_name):
+    def change(opt, ws):
+        holder, old = at(opt, dotted), dotted.rsplit('.', 1)[-1]
+        holder[new_name] = holder.pop(old)
+    return change
+
+
+def delete_key(dotted):
+    def change(opt, ws):
+        del at(opt, dotted)[dotted.rsplit('.', 1)[-1]]
+    return change
+
+
+def user_file(dotted, name):
+    def change(opt, ws):
+        at(opt, dotted)[dotted.rsplit('.', 1)[-1]] = str(ws['root'] / name)
+    return change
+
+
+def other_lq(opt, ws):
+    opt['datasets']['train']['dataroot_gt'] = ws['other_gt']
+
+
+def tiny_images_big_patch(opt, ws):
+    opt['datasets']['train']['gt_size'] = 48  # the sub-images are 32x32 (LQ 16x16)
+
+
+def kd_model_with_dcr(opt, ws):
+    opt['model_type'] = 'KDModel'
+
+
+# (id, change to the valid run, expected message (regex), extra dckd-train arguments)
+CASES = [
+    # misspelt keys, at every level dckd owns
+    ('train key', rename_key('train.contrastive_opt', 'contrastive_op'),
+     r'train.contrastive_op: unknown option; did you mean contrastive_opt\?', []),
+    ('history key', set_key('train.history.atenuation', 0.5),
+     r'train.history.atenuation: unknown option; did you mean attenuation\?', []),
+    ('negatives key', set_key('train.negatives.nmu', 3), r'train.negatives.nmu: unknown option; did you mean num\?', []),
+    ('negatives.probs key', set_key('train.negatives.probs', {'noize': 1.0}),
+     r'train.negatives.probs.noize: unknown option; did you mean noise\?', []),
+    ('loss option', set_key('train.contrastive_opt.level_wieghts', [1, 1, 1, 1, 1]),
+     r'train.contrastive_opt.level_wieghts: unknown option of DynamicContrastiveLoss; did you mean level_weights\?',
+     []),
+    ('network_vqgan key', set_key('network_vqgan.ch_mul', [1, 2]),
+     r'network_vqgan.ch_mul: unknown option of VQGANEncoder; did you mean ch_mult\?', []),
+    ('cost key', set_key('train.frozen_chunks', 4), r'train.frozen_chunks: unknown option; did you mean frozen_chunk\?',
+     []),
+    ('path key', rename_key('path.pretrain_network_t', 'pretrain_netwrok_t'),
+     r'path.pretrain_netwrok_t: unknown option; did you mean pretrain_network_t\?', []),
+    ('top-level key', rename_key('network_vqgan', 'network_vqgn'),
+     r'network_vqgn: unknown option; did you mean network_vqgan\?', []),
+    ('key BasicSR 1.4.2 does not know either', set_key('train.use_grad_clip', True),
+     r'train.use_grad_clip: unknown option', []),
+    ('network argument', set_key('network_g.num_blocks', 4),
+     r'network_g.num_blocks: unknown option of EDSR; did you mean num_block\?', []),
+    ('registered names', set_key('train.kd_opt.type', 'L1loss'),
+     r"train.kd_opt.type: no loss in BasicSR's LOSS_REGISTRY named 'L1loss'; did you mean L1Loss\?", []),
+    ('arch name', set_key('network_g.type', 'EDSRR'),
+     r"network_g.type: no network in BasicSR's ARCH_REGISTRY named 'EDSRR'; did you mean EDSR\?.*import_modules", []),
+    # wrong types and values
+    ('number in quotes', set_key('train.negatives.num', '5'),
+     r"train.negatives.num must be an integer, got '5' \(text\); write the number without quotes", []),
+    ('value out of range', set_key('train.history.attenuation', 1.5),
+     r'train.history.attenuation must be in \[0, 1\], got 1.5', []),
+    ('float written as 1e-4', set_key('train.ema_decay', '1e-4'), r"train.ema_decay must be a number.*write 1.0e-4", []),
+    ('level_weights of the wrong length', set_key('train.contrastive_opt.level_weights', [1, 1, 1, 1]),
+     r'train.contrastive_opt.level_weights has 4 weights, but network_vqgan gives 5 feature levels', []),
+    ('unknown choice', set_key('train.history.source', 'emaa'),
+     r'train.history.source must be one of ema, student, got .emaa.; did you mean ema\?', []),
+    ('schedule lengths', set_key('train.history', {'steps': [1, 2], 'milestones': [5, 9]}),
+     r'train.history needs one more value in steps than in milestones', []),
+    ('scale mismatch', set_key('network_t.upscale', 4), r'network_t.upscale = 4 does not match scale = 2', []),
+    ('DCKD term on KDModel', kd_model_with_dcr, r'train.contrastive_opt is a DCKD term: set model_type: DCKDModel', []),
+    ('teacher term without teacher', delete_key('network_t'), r'network_t is missing: kd_opt, lcr_opt, .* need a teacher',
+     []),
+    # checkpoints
+    ('missing teacher checkpoint', user_file('path.pretrain_network_t', 'no_such_teacher.pth'),
+     r'path.pretrain_network_t: the teacher checkpoint not found: .*no_such_teacher.pth. Download it', []),
+    ('truncated teacher checkpoint', user_file('path.pretrain_network_t', 'teacher_truncated.pth'),
+     r'path.pretrain_network_t: cannot load checkpoint .*teacher_truncated.pth.*damaged.*download it again', []),
+    ('checkpoint of another network', user_file('path.pretrain_network_t', 'another_teacher.pth'),
+     r'path.pretrain_network_t: .*another_teacher.pth does not fit network_t \(EDSR\): other shapes', []),
+    ('param_key absent from the file', set_key('path.param_key_t', 'params_ema'),
+     r"path.param_key_t: no 'params_ema' in .*teacher.pth; its top-level keys are \['params'\]", []),
+    ('NaN in the teacher', user_file('path.pretrain_network_t', 'teacher_nan.pth'),
+     r'path.pretrain_network_t: .*teacher_nan.pth holds NaN or inf values in 1 tensor\(s\), e.g. \[.conv_first.weight.\]',
+     []),
+    ('missing VQGAN checkpoint', user_file('path.pretrain_network_vqgan', 'no_such_vqgan.ckpt'),
+     r'path.pretrain_network_vqgan: the VQGAN encoder checkpoint not found', []),
+    ('not a VQGAN checkpoint', user_file('path.pretrain_network_vqgan', 'not_a_vqgan.pth'),
+     r'path.pretrain_network_vqgan: VQGAN checkpoint .*not_a_vqgan.pth lacks \d+ encoder key', []),
+    # data
+    ('missing data root', set_key('datasets.train.dataroot_lq', 'datasets/DIV2K/no_such_LR.lmdb'),
+     r'datasets.train.dataroot_lq: no LMDB at datasets/DIV2K/no_such_LR.lmdb.*dckd-prepare', []),
+    ('GT and LQ that do not pair', other_lq, r'datasets.train: GT and LQ keys differ.*do not pair', []),
+    ('LQ patch larger than the images', tiny_images_big_patch,
+     r'datasets.train.gt_size = 48: the LQ patch \(24px\) is larger than the smallest LQ image', []),
+    # several processes, other projects
+    ('manual_seed missing under DDP', delete_key('manual_seed'),
+     r'manual_seed is not set: with several processes \(--launcher pytorch\)', ['--launcher', 'pytorch']),
+    ('module that is not installed', set_key('import_modules', ['lab_that_is_not_installed.archs']),
+     r"import_modules: cannot import 'lab_that_is_not_installed.archs'.*pip install", []),
+    ('--import of a module that is not installed', lambda opt, ws: None,
+     r"--import: cannot import 'nowhere_archs'", ['--import', 'nowhere_archs']),
+]
+
+
+def fingerprint(folder):
+    """Every file under `folder` with its content hash: what the user made."""
+    return {os.path.relpath(os.path.join(root, name), folder):
+            hashlib.sha1(open(os.path.join(root, name), 'rb').read()).hexdigest()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def run_dckd_train(options_file, extra, cwd, monkeypatch):
+    """dckd-train as a user runs it (in this process): the message it exits with, or None."""
+    monkeypatch.chdir(cwd)
+    try:
+        dckd_train(['-opt', str(options_file), *extra])
+    except SystemExit as stop:
+        return str(stop.code)
+    return None
+
+
+def test_the_table_has_at_least_25_rows_with_distinct_messages():
+    assert len(CASES) >= 25
+    assert len({case[2] for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize('change, message, extra', [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_stops_with_one_message_before_any_work(workspace, tmp_path, monkeypatch, change, message, extra):
+    opt = copy.deepcopy(valid_options(workspace))
+    change(opt, workspace)
+    options_file = write_options(tmp_path, opt)
+    before = fingerprint(workspace['root'])
+    said = run_dckd_train(options_file, extra, tmp_path, monkeypatch)
+    assert said is not None, 'dckd-train accepted it'
+    assert said.startswith(f'dckd-train: {options_file}: ')
+    assert re.search(message, said), said
+    assert 'Traceback' not in said
+    assert not (tmp_path / 'experiments').exists()  # stopped before BasicSR made or archived anything
+    assert fingerprint(workspace['root']) == before
+
+
+def test_the_valid_run_passes_the_same_checks(workspace, tmp_path, monkeypatch, capsys):
+    options_file = write_options(tmp_path, valid_options(workspace))
+    assert run_dckd_train(options_file, ['--check'], tmp_path, monkeypatch) is None
+    printed = capsys.readouterr().out
+    assert printed.startswith(f'{options_file}: OK')
+    assert 'teacher   network_t: EDSR' in printed and 'data      train tiny:' in printed
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_options_files_that_are_missing_moved_or_not_yaml(tmp_path, monkeypatch):
+    said = run_dckd_train(tmp_path / 'nowhere.yml', [], tmp_path, monkeypatch)
+    assert said == f'dckd-train: {tmp_path / "nowhere.yml"}: options file not found: {tmp_path / "nowhere.yml"}'
+    old = os.path.join(PROJECT_ROOT, 'options', 'dckd_swinir_x4.yml')  # the layout of dckd 0.1
+    said = run_dckd_train(old, [], tmp_path, monkeypatch)
+    assert said.endswith('the options files moved: use '
+                         + os.path.join(PROJECT_ROOT, 'options', 'train', 'swinir', 'dckd_swinir_x4.yml'))
+    broken = tmp_path / 'broken.yml'
+    broken.write_text('name: x\ntrain: {ema_decay: 0.9\n')
+    assert 'is not valid YAML' in run_dckd_train(broken, [], tmp_path, monkeypatch)
+
+
+def test_the_command_line_shows_the_message_without_a_traceback(workspace, tmp_path):
+    """The same as a user sees it: stderr holds the message alone, the exit status is not 0."""
+    opt = valid_options(workspace)
+    opt['train']['history']['atenuation'] = 0.5
+    options_file = write_options(tmp_path, opt)
+    result = subprocess.run([sys.executable, os.path.join(PROJECT_ROOT, 'train.py'), '-opt', str(options_file)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (f'dckd-train: {options_file}: train.history.atenuation: unknown option; '
+                                     'did you mean attenuation?')
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_checkpoint(workspace, tmp_path):
+    """A learning rate far too large makes the student's outputs overflow after a few steps. Training
+    must stop at the first non-finite loss, name the iteration and the term, and leave every
+    checkpoint written before it intact (a checkpoint is written after every iteration here)."""
+    opt = dckd_options(workspace, 'diverges', total_iter=30, checkpoint_freq=1, val=False)
+    opt['train']['optim_g']['lr'] = 1e8
+    options_file = write_options(tmp_path, opt)
+    result = subprocess.run([sys.executable, os.path.join(PROJECT_ROOT, 'train.py'), '-opt', str(options_file)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    match = re.match(r'dckd-train: training stopped at iteration (\d+): (l_\w+) = (nan|inf)', last_line)
+    assert match, result.stderr[-2000:]
+    stopped_at = int(match.group(1))
+    assert 1 < stopped_at < 30
+    experiment = tmp_path / 'experiments' / 'diverges'
+    assert f'The last good checkpoint (iteration {stopped_at - 1}) is kept' in last_line
+    states = sorted(int(f.split('.')[0]) for f in os.listdir(experiment / 'training_states'))
+    assert states[-1] == stopped_at - 1  # nothing written for the step that diverged
+    last = torch.load(experiment / 'models' / f'net_g_{stopped_at - 1}.pth', weights_only=True)
+    assert all(torch.isfinite(v).all() for v in last['params'].values())
+    log = next(f for f in os.listdir(experiment) if f.endswith('.log'))
+    assert f'training stopped at iteration {stopped_at}' in (experiment / log).read_text()
+    assert yaml.safe_load(options_file.read_text()) == opt  # the user's options file as it was
