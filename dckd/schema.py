@@ -185,9 +185,10 @@ class Section(Kind):
         """(key path, kind, default, meaning) of every declared option, nested sections expanded."""
         for name, option in self.options.items():
             key_path = _join(path, name)
-            if isinstance(option.kind, Section):
-                yield key_path, 'mapping', '', option.doc
-                yield from option.kind.rows(key_path)
+            inner = option.kind.kind if isinstance(option.kind, Optional) else option.kind
+            if isinstance(inner, Section):
+                yield key_path, option.kind.describe(), option.default, option.doc
+                yield from inner.rows(key_path)
             else:
                 default = 'required' if option.default is REQUIRED else option.default
                 yield key_path, option.kind.describe(), default, option.doc
@@ -201,15 +202,16 @@ class Component(Kind):
     """`{type: NAME, **arguments}`: NAME looked up by `lookup(name)` (a class or function, or None
     when unknown, with `known()` listing the names); the arguments must be parameters of it, less
     `skip` leading ones (e.g. an optimizer's `params`). `typed`: a Section per NAME that types its
-    arguments further; `extras`: options of ours stored beside the arguments (e.g. lcr's `prob`).
+    arguments further, `common` types the arguments of any NAME that has no Section there (e.g. every
+    optimizer's `lr`); `extras`: options of ours stored beside the arguments (e.g. lcr's `prob`).
 
     Parses to SimpleNamespace(type, arguments, **extras); `config(parsed)` gives the
     `{type, **arguments}` dict BasicSR's builders take. `hint` ends the message for an unknown NAME.
     """
 
-    def __init__(self, what, lookup, known, skip=0, typed=None, extras=None, hint=''):
+    def __init__(self, what, lookup, known, skip=0, typed=None, extras=None, hint='', common=None):
         self.what, self.lookup, self.known, self.skip, self.hint = what, lookup, known, skip, hint
-        self.typed, self.extras = typed or {}, extras or {}
+        self.typed, self.extras, self.common = typed or {}, extras or {}, common or {}
 
     def parse(self, value, path):
         if not isinstance(value, dict) or 'type' not in value:
@@ -227,6 +229,9 @@ class Component(Kind):
         if name in self.typed:
             typed = self.typed[name].parse(arguments, path)
             arguments = {k: getattr(typed, k) for k in arguments}
+        else:
+            arguments = {k: self.common[k].kind.parse(v, f'{path}.{k}') if k in self.common else v
+                         for k, v in arguments.items()}
         extras = Section(self.extras).parse({k: value[k] for k in self.extras if k in value}, path)
         return SimpleNamespace(type=name, arguments=arguments, **vars(extras))
 

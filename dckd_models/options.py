@@ -83,8 +83,9 @@ IMPORT_HINT = (' A network of another project needs its module imported first: i
 
 # ----- the sections dckd owns --------------------------------------------------------------------
 
+LOSS_WEIGHT = {'loss_weight': Option(Float(0), 1.0, 'weight of the term')}
 LOSS = Component("loss in BasicSR's LOSS_REGISTRY", _registered(LOSS_REGISTRY), _registered_names(LOSS_REGISTRY),
-                 typed={
+                 common=LOSS_WEIGHT, typed={
                      'DynamicContrastiveLoss': Section({
                          'loss_weight': Option(Float(0), 0.1, 'λ_dcl'),
                          'level_weights': Option(List(Float(0), min_length=1), None, 'one weight per VQGAN level'),
@@ -96,7 +97,7 @@ LOSS = Component("loss in BasicSR's LOSS_REGISTRY", _registered(LOSS_REGISTRY), 
                                         "released code's double softmax"),
                      }),
                  })
-LCR_LOSS = Component(LOSS.what, LOSS.lookup, LOSS.known,
+LCR_LOSS = Component(LOSS.what, LOSS.lookup, LOSS.known, common=LOSS_WEIGHT,
                      extras={'prob': Option(Float(0, 1), 0.5, 'probability of each transform of A')})
 
 HISTORY = Section({
@@ -149,13 +150,26 @@ PROGRESSIVE = Section({
 }, check=_all(_same_lengths('gt_sizes', 'milestones', extra=1), _same_lengths('gt_sizes', 'batch_sizes'),
               _increasing('milestones')))
 
-SCHEDULER = Component('scheduler (known: ' + ', '.join(SCHEDULERS) + ')', SCHEDULERS.get, lambda: set(SCHEDULERS), skip=1, typed={
+SCHEDULER = Component('scheduler (known: ' + ', '.join(SCHEDULERS) + ')', SCHEDULERS.get, lambda: set(SCHEDULERS), skip=1,
+                      common={'milestones': Option(List(Int(1)), None, 'iterations where the lr drops'),
+                              'gamma': Option(Float(0), None, 'lr factor at each milestone'),
+                              'periods': Option(List(Int(1), min_length=1), None, 'iterations per cycle'),
+                              'restart_weights': Option(List(Float(0)), None, 'lr factor at each restart'),
+                              'eta_min': Option(Float(0), None, 'lowest lr')}, typed={
     'CosineAnnealingRestartCyclicLR': Section({
         'periods': Option(List(Int(1), min_length=1), REQUIRED, 'iterations per cosine cycle'),
         'restart_weights': Option(List(Float(0)), [1], 'lr factor at the start of each cycle'),
         'eta_mins': Option(List(Float(0)), [0], 'lr at the end of each cycle'),
     }, check=_all(_same_lengths('periods', 'restart_weights'), _same_lengths('periods', 'eta_mins'))),
 })
+
+OPTIMIZER_ARGUMENTS = {
+    'lr': Option(Float(0), None, 'learning rate'),
+    'weight_decay': Option(Float(0), None, 'weight decay'),
+    'betas': Option(List(Float(0, 1), length=2), None, "Adam's betas"),
+    'eps': Option(Float(0), None, 'added to the denominator'),
+    'momentum': Option(Float(0, 1), None, 'momentum'),
+}
 
 # BasicSR 1.4.2 reads these train: keys in models dckd does not use (GAN, video, StyleGAN...)
 BASICSR_TRAIN_KEYS = ('dcn_lr_mul', 'feature_matching_opt', 'fix_flow', 'flow_lr_mul', 'gan_opt', 'ldl_opt', 'lr_flow',
@@ -165,8 +179,8 @@ BASICSR_TRAIN_KEYS = ('dcn_lr_mul', 'feature_matching_opt', 'fix_flow', 'flow_lr
 TRAIN = Section({
     # BasicSR's, read by the student's training
     'ema_decay': Option(Float(0, 1), 0, 'EMA of the student (0: none); the EMA student is the one saved as params_ema'),
-    'optim_g': Option(Component('torch.optim optimizer', _optimizer, _optimizer_names, skip=1), REQUIRED,
-                      "the student's optimizer, any torch.optim class by name"),
+    'optim_g': Option(Component('torch.optim optimizer', _optimizer, _optimizer_names, skip=1,
+                                common=OPTIMIZER_ARGUMENTS), REQUIRED, "the student's optimizer, any torch.optim class"),
     'scheduler': Option(SCHEDULER, REQUIRED, 'lr schedule'),
     'total_iter': Option(Int(1), REQUIRED, 'training iterations'),
     'warmup_iter': Option(Int(), -1, 'linear lr warm-up iterations (-1: none)'),
@@ -254,15 +268,16 @@ ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY
                  hint=IMPORT_HINT,
                  typed={
                      'VQGANEncoder': Section({
-                         'ch': Option(Int(1), 128, ''),
-                         'ch_mult': Option(List(Int(1), min_length=1), [1, 1, 2, 2, 4], 'one per level'),
-                         'num_res_blocks': Option(Int(1), 2, ''),
-                         'attn_resolutions': Option(List(Int(1)), [16], ''),
-                         'resolution': Option(Int(1), 256, ''),
-                         'z_channels': Option(Int(1), 256, ''),
-                         'embed_dim': Option(Int(1), 256, ''),
-                         'n_embed': Option(Int(1), 1024, ''),
-                         'dropout': Option(Float(0, 1), 0.0, ''),
+                         'ch': Option(Int(1), 128, 'channels of the first level'),
+                         'ch_mult': Option(List(Int(1), min_length=1), [1, 1, 2, 2, 4],
+                                           'channel multiplier per level (one DCR feature level each)'),
+                         'num_res_blocks': Option(Int(1), 2, 'residual blocks per level'),
+                         'attn_resolutions': Option(List(Int(1)), [16], 'resolutions with self-attention'),
+                         'resolution': Option(Int(1), 256, 'the training resolution those refer to'),
+                         'z_channels': Option(Int(1), 256, 'latent channels'),
+                         'embed_dim': Option(Int(1), 256, 'codebook vector size'),
+                         'n_embed': Option(Int(1), 1024, 'codebook size'),
+                         'dropout': Option(Float(0, 1), 0.0, 'dropout (inactive: the encoder is frozen)'),
                          'input_range': Option(Choice([-1, 1], [0, 1]), [-1, 1], "taming's range, or the released "
                                                "code's [0, 1]"),
                      }),
@@ -409,3 +424,46 @@ def parse_training_options(opt, check_files=True):
     if check_files:
         check_checkpoint_files(parsed)
     return parsed
+
+
+# ----- the README's option table -----------------------------------------------------------------
+
+# what dckd adds to a BasicSR options file (the rest of TRAINING is BasicSR's own keys, typed)
+DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 'path.pretrain_network_t',
+             'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
+             'train.contrastive_opt', 'train.distribution_opt', 'train.history', 'train.negatives',
+             'train.progressive', 'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute',
+             'train.compile_frozen')
+TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
+                   'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
+                   'network_vqgan': (ARCH, 'VQGANEncoder'), 'train.lcr_opt': (LCR_LOSS, None)}
+
+
+def _shown_default(value):
+    """A default as it is written in YAML."""
+    if value is REQUIRED:
+        return 'required'
+    if value is None:
+        return '~'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return ''
+    if isinstance(value, float):
+        return f'{value:g}'
+    return str(value).replace("'", '')
+
+
+def options_table():
+    """Markdown rows of every option dckd adds, with kind, default and meaning, from the schema."""
+    lines = ['| option | kind | default | meaning |', '|---|---|---|---|']
+    for path, kind, default, doc in TRAINING.rows():
+        if not path.startswith(DCKD_KEYS):
+            continue
+        lines.append(f'| `{path}` | {kind} | {_shown_default(default)} | {doc} |')
+        component, typed_name = TYPED_ARGUMENTS.get(path, (None, None))
+        if component is not None:
+            section = component.typed[typed_name] if typed_name else Section(component.extras)
+            for sub_path, sub_kind, sub_default, sub_doc in section.rows(path):
+                lines.append(f'| `{sub_path}` | {sub_kind} | {_shown_default(sub_default)} | {sub_doc} |')
+    return '\n'.join(lines)

@@ -1,7 +1,8 @@
-"""Writes every options file under options/train/ and options/test/ from options/table.py.
+"""Writes every options file (options/train/, options/test/, options/demo/) from options/table.py,
+and the README's option table from the schema (dckd_models/options.py).
 
     python options/generate.py           # (re)write the files
-    python options/generate.py --check   # exit 1, naming them, if any file differs from the table
+    python options/generate.py --check   # exit 1, naming them, if any file differs
 
 Edit the table, not the files: a test fails when a committed file differs from what the table
 gives. Files go to options/train/<family>/<method>_<pair>[_x<scale>].yml and
@@ -175,9 +176,36 @@ def test_file(table, pair, scale):
     return test_path(pair, scale), render(header, opt)
 
 
+def demo_file(table, run):
+    """One step of dckd-demo: options/demo/<name>.yml."""
+    opt = {'name': run['name'], 'model_type': run['model_type'], 'scale': 4, 'num_gpu': 'auto', 'manual_seed': 0,
+           'datasets': {'train': dict(table.DEMO_DATA['train'], gt_size=run['gt_size']), 'val': table.DEMO_DATA['val']},
+           'network_g': run['network_g']}
+    path = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
+    if run['teacher']:
+        opt['network_t'] = table.DEMO_TEACHER
+        path.update(pretrain_network_t='experiments/demo_teacher_x4/models/net_g_latest.pth', param_key_t='params_ema',
+                    strict_load_t=True)
+    if 'vqgan' in run:
+        opt['network_vqgan'] = run['vqgan']
+        path['pretrain_network_vqgan'] = None
+    opt['path'] = path
+    opt['train'] = {
+        'ema_decay': C(0.99, inline='short runs: a 0.999 average would still be mostly the initial weights'),
+        'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+        'scheduler': {'type': 'MultiStepLR', 'milestones': [run['milestone']], 'gamma': 0.5},
+        'total_iter': run['iterations'], 'warmup_iter': -1,
+        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        **run['terms'],
+    }
+    opt['val'] = {'val_freq': run['every'], 'save_img': False, 'metrics': table.metrics(4, True, None).value}
+    opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': run['every'], 'use_tb_logger': False}
+    return os.path.join('demo', f'{run["name"]}.yml'), render([run['title']], opt)
+
+
 def all_files(table):
-    """{path under options/: text} for every pair, scale and method of the table."""
-    files = {}
+    """{path under options/: text} for every pair, scale and method of the table, and the demo."""
+    files = dict(demo_file(table, run) for run in table.DEMO_RUNS)
     for pair in table.PAIRS:
         for scale in pair['scales']:
             for method in table.METHODS:
@@ -186,6 +214,21 @@ def all_files(table):
             path, text = test_file(table, pair, scale)
             files[path] = text
     return files
+
+
+README = os.path.join(os.path.dirname(OPTIONS_DIR), 'README.md')
+TABLE_START = '<!-- option table: written by python options/generate.py from dckd_models/options.py -->'
+TABLE_END = '<!-- end of option table -->'
+
+
+def readme_with_option_table(readme_text):
+    """The README with the generated option table between its two markers."""
+    from dckd.registration import register_all
+    register_all()
+    from dckd_models.options import options_table
+
+    start, end = readme_text.index(TABLE_START) + len(TABLE_START), readme_text.index(TABLE_END)
+    return f'{readme_text[:start]}\n{options_table()}\n{readme_text[end:]}'
 
 
 def load_table():
@@ -199,21 +242,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--check', action='store_true', help='only compare the files with the table')
     args = parser.parse_args(argv)
-    files = all_files(load_table())
+    files = {os.path.join(OPTIONS_DIR, path): text for path, text in all_files(load_table()).items()}
+    with open(README) as f:
+        files[README] = readme_with_option_table(f.read())
     stale = []
-    for relative, text in files.items():
-        path = os.path.join(OPTIONS_DIR, relative)
+    for path, text in files.items():
         current = open(path).read() if os.path.isfile(path) else None
         if current != text:
-            stale.append(relative)
+            stale.append(os.path.relpath(path, os.path.dirname(OPTIONS_DIR)))
             if not args.check:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, 'w') as f:
                     f.write(text)
     if args.check and stale:
-        sys.exit(f'{len(stale)} options file(s) differ from options/table.py: {", ".join(stale)}; '
+        sys.exit(f'{len(stale)} file(s) differ from what options/generate.py writes: {", ".join(stale)}; '
                  'run python options/generate.py')
-    print(f'{len(files)} options files, {len(stale)} {"differ" if args.check else "written"}')
+    print(f'{len(files)} files (options and README), {len(stale)} {"differ" if args.check else "written"}')
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 
 A row of PAIRS is one teacher -> student pair on one task, at one or more scales; every row gets
 one training file per method of METHODS and one test file per scale. Adding a pair is one row.
+DEMO_RUNS are the four steps of dckd-demo (options/demo/).
 Values wrapped in C(...) carry the comment written above them (`note`) or beside them (`inline`);
 a key starting with '# ' is written commented out.
 """
@@ -249,3 +250,38 @@ METHODS = {
                          'so the three runs share one model and differ only in their losses).',
                 'teacher': False, 'vqgan': False, 'terms': {}},
 }
+
+# ----- the demo (dckd-demo, scripts/demo.sh): a teacher, then three students, shrunk for a CPU ------
+
+DEMO_TEACHER = edsr(4, 32, 6, 1)
+DEMO_STUDENT = edsr(4, 16, 4, 1)
+DEMO_DATA = {
+    'train': {**paired('skimage_train', 'datasets/demo/train_gt.lmdb', 'datasets/demo/train_lq_x4.lmdb'),
+              'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 8,
+              'dataset_enlarge_ratio': 1, 'prefetch_mode': None},
+    'val': paired('skimage_held_out', 'datasets/demo/val_gt.lmdb', 'datasets/demo/val_lq_x4.lmdb'),
+}
+DEMO_VQGAN = C({'type': 'VQGANEncoder', 'ch': 32, 'ch_mult': [1, 1, 2, 2, 4], 'num_res_blocks': 1, 'z_channels': 64,
+                'embed_dim': 64, 'n_embed': 256, 'input_range': [-1, 1]},
+               "Shrunk VQGAN encoder (ch 32, one block per level) to fit the demo's time; no pretrained weights "
+               'exist for it, so it is randomly initialised (the log and the demo table say so).')
+DEMO_RUNS = [
+    {'name': 'demo_teacher_x4', 'model_type': 'SRModel', 'network_g': DEMO_TEACHER, 'teacher': False, 'gt_size': 96,
+     'iterations': 2000, 'milestone': 1500, 'every': 1000, 'terms': {},
+     'title': "Demo step 1: a small x4 teacher (BasicSR's EDSR), trained on the scikit-image LMDBs. Run by "
+              '`dckd-demo` (scripts/demo.sh); sizes are shrunk to fit a 2-core CPU in minutes.'},
+    {'name': 'demo_scratch_x4', 'model_type': 'DCKDModel', 'network_g': DEMO_STUDENT, 'teacher': False, 'gt_size': 64,
+     'iterations': 800, 'milestone': 600, 'every': 800, 'terms': {},
+     'title': 'Demo step 2: the student alone (L1 to the ground truth): DCKDModel with every KD term off.'},
+    {'name': 'demo_logits_x4', 'model_type': 'DCKDModel', 'network_g': DEMO_STUDENT, 'teacher': True, 'gt_size': 64,
+     'iterations': 800, 'milestone': 600, 'every': 800, 'terms': {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+     'title': 'Demo step 3: the same student with Logits KD (L1 to the teacher output).'},
+    {'name': 'demo_dckd_x4', 'model_type': 'DCKDModel', 'network_g': DEMO_STUDENT, 'teacher': True, 'gt_size': 64,
+     'iterations': 800, 'milestone': 600, 'every': 800, 'vqgan': DEMO_VQGAN,
+     'terms': {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+               'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1},
+               'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001, 'mode': 'paper'},
+               'history': {'source': 'ema', 'attenuation': 0.1, 'steps': [50, 100], 'milestones': [400]},
+               'negatives': {'num': 3, 'probs': {'noise': 1.0}}},
+     'title': 'Demo step 4: the same student with DCKD: Logits KD + DCR + DMM (paper weights).'},
+]

@@ -18,8 +18,8 @@ import yaml
 
 from basicsr.archs import build_network
 from dckd.train import main as dckd_train
-from conftest import PROJECT_ROOT, TINY_VQGAN, edsr
-from test_pipeline import SCALE, dckd_options, paired_lmdbs, write_options
+from conftest import PROJECT_ROOT, edsr
+from test_pipeline import SCALE, dckd_options, make_workspace, paired_lmdbs, write_options
 
 pytestmark = pytest.mark.slow
 
@@ -27,26 +27,19 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
     """The user's files: data, a teacher, a VQGAN, and a few broken or foreign files beside them."""
-    root = tmp_path_factory.mktemp('user')
-    data = root / 'data'
-    train_gt, train_lq = paired_lmdbs(str(data), 'train', patch=32)
-    val_gt, val_lq = paired_lmdbs(str(data), 'val', patch=None)
-    other_gt, _ = paired_lmdbs(str(data / 'other'), 'train', patch=16)  # pairs with nothing of the above
-    torch.manual_seed(0)
-    teacher = edsr(16, 2, SCALE)
-    weights = build_network(teacher).state_dict()
-    torch.save({'params': weights}, root / 'teacher.pth')
-    torch.save({'params': build_network(TINY_VQGAN).state_dict()}, root / 'vqgan.pth')
-    broken = dict(weights)
-    broken['conv_first.weight'] = broken['conv_first.weight'].clone()
+    files = make_workspace(tmp_path_factory.mktemp('user'))
+    root = files['root']
+    files['other_gt'], _ = paired_lmdbs(str(root / 'data' / 'other'), 'train', patch=16)  # pairs with nothing else
+    torch.manual_seed(1)
+    weights = torch.load(root / 'teacher.pth', weights_only=True)['params']
+    broken = dict(weights, **{'conv_first.weight': weights['conv_first.weight'].clone()})
     broken['conv_first.weight'][0, 0, 0, 0] = float('nan')
     torch.save({'params': broken}, root / 'teacher_nan.pth')
     torch.save({'params': build_network(edsr(24, 2, SCALE)).state_dict()}, root / 'another_teacher.pth')
     full = (root / 'teacher.pth').read_bytes()
     (root / 'teacher_truncated.pth').write_bytes(full[:len(full) // 2])
     torch.save({'params': {'encoder.conv_in.weight': torch.zeros(1)}}, root / 'not_a_vqgan.pth')
-    return {'root': root, 'train': (train_gt, train_lq), 'val': (val_gt, val_lq), 'other_gt': other_gt,
-            'teacher': teacher}
+    return files
 
 
 def valid_options(workspace):
@@ -132,7 +125,10 @@ CASES = [
      r"train.negatives.num must be an integer, got '5' \(text\); write the number without quotes", []),
     ('value out of range', set_key('train.history.attenuation', 1.5),
      r'train.history.attenuation must be in \[0, 1\], got 1.5', []),
-    ('float written as 1e-4', set_key('train.ema_decay', '1e-4'), r"train.ema_decay must be a number.*write 1.0e-4", []),
+    ('float written as 1e-4', set_key('train.optim_g.lr', '1e-4'),
+     r"train.optim_g.lr must be a number, got '1e-4' \(text\); write the number without quotes \(YAML reads 1e-4 as "
+     r'text: write 1.0e-4\)', []),
+    ('loss weight as text', set_key('train.kd_opt.loss_weight', 'one'), r"train.kd_opt.loss_weight must be a number", []),
     ('level_weights of the wrong length', set_key('train.contrastive_opt.level_weights', [1, 1, 1, 1]),
      r'train.contrastive_opt.level_weights has 4 weights, but network_vqgan gives 5 feature levels', []),
     ('unknown choice', set_key('train.history.source', 'emaa'),

@@ -94,9 +94,16 @@ def test_generating_again_changes_no_file():
         with open(path) as f:
             assert f.read() == text, f'{relative} differs from options/table.py: run python options/generate.py'
     committed = {os.path.relpath(os.path.join(root, name), OPTIONS_DIR)
-                 for phase in ('train', 'test') for root, _, names in os.walk(os.path.join(OPTIONS_DIR, phase))
+                 for phase in ('train', 'test', 'demo') for root, _, names in os.walk(os.path.join(OPTIONS_DIR, phase))
                  for name in names if name.endswith('.yml')}
     assert committed == set(files), f'files the table does not write: {sorted(committed - set(files))}'
+
+
+def test_the_readme_option_table_is_the_schemas():
+    with open(generate.README) as f:
+        readme = f.read()
+    assert readme == generate.readme_with_option_table(readme), 'README option table stale: python options/generate.py'
+    assert '| `train.history.attenuation` | float in [0, 1] | 0.1 |' in readme  # declared there, shown here
 
 
 def test_every_run_has_its_training_file_and_every_pair_its_test_file():

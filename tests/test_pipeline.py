@@ -48,9 +48,8 @@ def dataset(name, gt, lq, train):
     return opt
 
 
-@pytest.fixture(scope='module')
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp('pipeline')
+def make_workspace(root):
+    """Training and validation LMDBs, a teacher and a VQGAN checkpoint under `root`."""
     data = root / 'data'
     train_gt, train_lq = paired_lmdbs(str(data), 'train', patch=32)
     val_gt, val_lq = paired_lmdbs(str(data), 'val', patch=None)
@@ -59,6 +58,11 @@ def workspace(tmp_path_factory):
     torch.save({'params': build_network(teacher).state_dict()}, root / 'teacher.pth')
     torch.save({'params': build_network(TINY_VQGAN).state_dict()}, root / 'vqgan.pth')
     return {'root': root, 'train': (train_gt, train_lq), 'val': (val_gt, val_lq), 'teacher': teacher}
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    return make_workspace(tmp_path_factory.mktemp('pipeline'))
 
 
 def dckd_options(workspace, name, total_iter, checkpoint_freq, val=True, train_set=None):
