@@ -345,6 +345,16 @@ def _check_windows(parsed):
                               f'{parsed.scale} * a multiple of {window}.')
 
 
+def _check_progressive(parsed):
+    """The loader must deliver the largest stage; the progressive schedule only shrinks it."""
+    train_set = (parsed.datasets or {}).get('train', {})
+    stages = parsed.train.progressive
+    for key, values in (('gt_size', stages.gt_sizes), ('batch_size_per_gpu', stages.batch_sizes)):
+        if key in train_set and max(values) > train_set[key]:
+            raise OptionError(f'train.progressive asks for {key} {max(values)} but datasets.train.{key} is '
+                              f'{train_set[key]}: set datasets.train.{key} to the largest stage, {max(values)}.')
+
+
 def _check_run(parsed, path):
     """Rules between sections: what each enabled term needs, and what must agree."""
     model = MODEL_REGISTRY.get(parsed.model_type) if parsed.model_type in MODEL_REGISTRY else None
@@ -374,6 +384,8 @@ def _check_run(parsed, path):
         if weights is not None and len(weights) != levels:
             raise OptionError(f'train.contrastive_opt.level_weights has {len(weights)} weights, but network_vqgan '
                               f'gives {levels} feature levels (one per ch_mult entry): give {levels} weights.')
+    if train.progressive:
+        _check_progressive(parsed)
     _check_scales(parsed)
     _check_windows(parsed)
 

@@ -27,7 +27,8 @@ class CosineAnnealingRestartCyclicLR(LRScheduler):
 class ProgressivePatches:
     """Restormer's progressive training: after `milestones[i-1]`, each step trains on `batch_sizes[i]`
     randomly chosen samples of the loaded batch, cropped to `gt_sizes[i]` at one random position.
-    The loader delivers the largest patch and batch; this only shrinks them, as Restormer does.
+    The loader delivers the largest patch and batch (the option schema checks datasets.train against
+    the largest stage); this only shrinks them, as Restormer does.
     """
 
     def __init__(self, options):
@@ -40,10 +41,6 @@ class ProgressivePatches:
 
     def crop(self, lq, gt, iteration, scale, generator):
         gt_size, batch_size = self.stage(iteration)
-        if gt.shape[0] < batch_size or gt.shape[-1] < gt_size or gt.shape[-2] < gt_size:
-            raise ValueError(f'train.progressive asks for {batch_size} x {gt_size}px at iteration {iteration}, '
-                             f'but the loader gives {gt.shape[0]} x {tuple(gt.shape[-2:])}: set datasets.train '
-                             'gt_size and batch_size_per_gpu to the largest stage')
         device = generator.device
         keep = torch.randperm(gt.shape[0], generator=generator, device=device)[:batch_size].to(gt.device)
         lq_size = gt_size // scale

@@ -135,6 +135,10 @@ CASES = [
      r'train.history.source must be one of ema, student, got .emaa.; did you mean ema\?', []),
     ('schedule lengths', set_key('train.history', {'steps': [1, 2], 'milestones': [5, 9]}),
      r'train.history needs one more value in steps than in milestones', []),
+    ('progressive stage larger than the loader', set_key('train.progressive',
+                                                         {'milestones': [1], 'gt_sizes': [32, 48], 'batch_sizes': [2, 1]}),
+     r'train.progressive asks for gt_size 48 but datasets.train.gt_size is 32: set datasets.train.gt_size to the '
+     r'largest stage, 48', []),
     ('scale mismatch', set_key('network_t.upscale', 4), r'network_t.upscale = 4 does not match scale = 2', []),
     ('DCKD term on KDModel', kd_model_with_dcr, r'train.contrastive_opt is a DCKD term: set model_type: DCKDModel', []),
     ('teacher term without teacher', delete_key('network_t'), r'network_t is missing: kd_opt, lcr_opt, .* need a teacher',
