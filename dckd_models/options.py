@@ -21,9 +21,6 @@ from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, Li
                          Section, Text, closest)
 from .schedules import CosineAnnealingRestartCyclicLR
 
-__all__ = ['OptionError', 'TRAINING', 'parse_training_options', 'needs_teacher', 'is_rewritten_by_resume']
-
-
 def _registered(registry):
     return lambda name: registry.get(name) if isinstance(name, str) and name in registry else None
 
@@ -49,14 +46,14 @@ SCHEDULERS = {
 }
 
 
-def _same_lengths(*names, extra=0):
-    """A check: the two lists `names` have equal lengths (the first one `extra` longer)."""
+def _same_lengths(name, other_name, extra=0):
+    """A check: list `name` holds `extra` more values than list `other_name`."""
 
     def check(parsed, path):
-        first, other = (getattr(parsed, n) for n in names)
-        if len(first) != len(other) + extra:
-            how = 'one more value in {} than in {}' if extra else 'as many values in {} as in {}'
-            raise OptionError(f'{path} needs {how.format(*names)}; got {names[0]}={first}, {names[1]}={other}')
+        values, others = getattr(parsed, name), getattr(parsed, other_name)
+        if len(values) != len(others) + extra:
+            how = f'one more value in {name} than in' if extra else f'as many values in {name} as in'
+            raise OptionError(f'{path} needs {how} {other_name}; got {name}={values}, {other_name}={others}')
 
     return check
 

@@ -14,7 +14,7 @@ import yaml
 from basicsr.archs import ARCH_REGISTRY
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
-from dckd.schema import OptionError
+from dckd.schema import OptionError, closest
 from .frozen import checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
 from .kd_model import KDModel
 from .options import VQGAN_TERMS, needs_teacher, parse_training_options
@@ -56,8 +56,13 @@ def moved_options_file(path):
 
 
 def is_dckd_model(opt):
-    model = MODEL_REGISTRY.get(opt['model_type']) if opt.get('model_type') in MODEL_REGISTRY else None
-    return model is not None and issubclass(model, KDModel)
+    """Whether `model_type` names KDModel, DCKDModel or a subclass; an unknown name is an error."""
+    name = opt.get('model_type')
+    if name is None:
+        raise OptionError('model_type is missing: DCKDModel (every term) or KDModel (Logits KD, LCR)')
+    if name not in MODEL_REGISTRY:
+        raise OptionError(f'model_type: no model named {name!r}{closest(name, MODEL_REGISTRY.keys())}')
+    return issubclass(MODEL_REGISTRY.get(name), KDModel)
 
 
 def preflight(opt, launcher='none'):
@@ -112,7 +117,7 @@ def _networks(parsed):
             load_weights(net, checkpoint_weights(source, network_key), network_key, source['path'], source['strict'])
             origin = f'{source["path"]} [{source["param_key"]}]'
         count = sum(p.numel() for p in net.parameters())
-        role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'feature space'}[network_key]
+        role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'VQGAN'}[network_key]
         lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')
     return lines
 

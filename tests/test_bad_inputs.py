@@ -140,6 +140,8 @@ CASES = [
      r'train.progressive asks for gt_size 48 but datasets.train.gt_size is 32: set datasets.train.gt_size to the '
      r'largest stage, 48', []),
     ('scale mismatch', set_key('network_t.upscale', 4), r'network_t.upscale = 4 does not match scale = 2', []),
+    ('model name', set_key('model_type', 'DCKDModell'), r"model_type: no model named 'DCKDModell'; did you mean DCKDModel\?",
+     []),
     ('DCKD term on KDModel', kd_model_with_dcr, r'train.contrastive_opt is a DCKD term: set model_type: DCKDModel', []),
     ('teacher term without teacher', delete_key('network_t'), r'network_t is missing: kd_opt, lcr_opt, .* need a teacher',
      []),

@@ -67,7 +67,7 @@ def test_check_validates_the_shipped_swinir_run_and_prints_what_would_run(tmp_pa
     printed = result.stdout
     assert 'student   network_g: SwinIR, 1.2' in printed and 'from random initialisation' in printed
     assert 'teacher   network_t: SwinIR, 11.90M parameters, from ' + str(tmp_path / 'swinir_m.pth') in printed
-    assert 'feature space network_vqgan: VQGANEncoder, 29.6' in printed
+    assert 'VQGAN     network_vqgan: VQGANEncoder, 29.6' in printed
     assert 'data      train DIV2K: 5 images (lmdb)' in lines and 'data      val_1 Set5: 5 images (disk)' in lines
     assert not (tmp_path / 'experiments').exists()  # a check trains nothing and creates nothing
 
