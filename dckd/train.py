@@ -77,18 +77,38 @@ def dckd_arguments(argv):
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument('-opt')
     shared.add_argument('--launcher', default='none')
+    shared.add_argument('--force_yml', nargs='+', default=[])
     seen, _ = shared.parse_known_args(rest)
     return own, seen, rest
 
 
-def check_run(options_file, imports, launcher):
+def apply_force_yml(opt, entries):
+    """BasicSR's `--force_yml a:b=value` overrides, applied as BasicSR applies them, so that the
+    checks see the options that will train."""
+    from basicsr.utils.options import _postprocess_yml_value
+
+    for entry in entries:
+        keys, value = (part.strip() for part in entry.split('=', 1))
+        *parents, last = keys.split(':')
+        holder = opt
+        for key in parents:
+            holder = holder[key]
+        holder[last] = _postprocess_yml_value(value)
+
+
+def check_run(options_file, imports, launcher, overrides=()):
     """Import the named modules, then check a dckd run; returns the summary, or None for a model
     that is not dckd's (BasicSR checks those itself)."""
+    from dckd.schema import OptionError
     from dckd_models.options import import_modules
     from dckd_models.preflight import is_dckd_model, preflight, read_options_file
 
     import_modules(imports, '--import')
     opt = read_options_file(options_file)
+    try:
+        apply_force_yml(opt, overrides)
+    except (KeyError, TypeError, ValueError) as error:
+        raise OptionError(f'--force_yml {" ".join(overrides)}: no such key {error} (it changes existing keys only)')
     import_modules(opt.get('import_modules', []), 'import_modules')
     if not is_dckd_model(opt):
         return None
@@ -97,6 +117,11 @@ def check_run(options_file, imports, launcher):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if {'-h', '--help'} & set(argv):
+        print(__doc__.replace('`', ''))
+        print('BasicSR\'s own arguments: -opt OPTIONS.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug] '
+              '[--force_yml key=value ...]')
+        return
     own, seen, rest = dckd_arguments(argv)
     from dckd.registration import register_all
     register_all()
@@ -106,7 +131,7 @@ def main(argv=None):
     if seen.opt is None:
         sys.exit('dckd-train: error: -opt OPTIONS.yml is required')
     try:
-        summary = check_run(seen.opt, own.imports, seen.launcher)
+        summary = check_run(seen.opt, own.imports, seen.launcher, seen.force_yml)
     except OptionError as error:
         sys.exit(f'dckd-train: {seen.opt}: {error}')
     if own.check:

@@ -17,7 +17,7 @@ from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
 from dckd.schema import OptionError, closest
 from .frozen import checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
 from .kd_model import KDModel
-from .options import VQGAN_TERMS, needs_teacher, parse_training_options
+from .options import VQGAN_TERMS, is_rewritten_by_resume, needs_teacher, parse_training_options
 
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
              'contrastive_opt': 'l_dcl', 'distribution_opt': 'l_ce'}
@@ -104,7 +104,9 @@ def _networks(parsed):
         except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as error:
             raise OptionError(f'{network_key}: {component.type} cannot be built from these options: {error}') from error
         source = checkpoint_source(parsed.path, network_key)
-        if source['path'] is None:
+        if network_key != 'network_g' and is_rewritten_by_resume(parsed.path, network_key):
+            origin = 'the checkpoint recorded in path.resume_state'
+        elif source['path'] is None:
             origin = 'random initialisation' + (' (DCR and DMM in a random feature space)'
                                                 if network_key == 'network_vqgan' else '')
         elif network_key == 'network_t':

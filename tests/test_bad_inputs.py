@@ -172,6 +172,8 @@ CASES = [
      r'manual_seed is not set: with several processes \(--launcher pytorch\)', ['--launcher', 'pytorch']),
     ('module that is not installed', set_key('import_modules', ['lab_that_is_not_installed.archs']),
      r"import_modules: cannot import 'lab_that_is_not_installed.archs'.*pip install", []),
+    ('bad value through --force_yml', lambda opt, ws: None, r'train.history.attenuation must be in \[0, 1\], got 2',
+     ['--force_yml', 'train:history:attenuation=2']),
     ('--import of a module that is not installed', lambda opt, ws: None,
      r"--import: cannot import 'nowhere_archs'", ['--import', 'nowhere_archs']),
 ]
