@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 setup(
     name='dckd',
-    version='0.1.0',
+    version='0.2.0',
     description='Dynamic Contrastive Knowledge Distillation (AAAI 2025) for image restoration, on BasicSR',
     python_requires='>=3.9',
     packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models']),

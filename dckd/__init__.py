@@ -11,4 +11,4 @@ from dckd import compat
 
 compat.install()
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'

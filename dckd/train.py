@@ -9,10 +9,12 @@ with one message naming the option or file, before anything is created or rename
                                                # (also top-level import_modules: [...] in X.yml)
 
 Experiments, logs and tb_logger go under the current directory, as with BasicSR's train.py run
-from a checkout. Two BasicSR 1.4.2 functions are replaced: `load_resume_state` maps the state
-onto `cuda:current_device` and so cannot resume without a GPU, and `init_dist` always sets a CUDA
-device and uses NCCL; without a GPU, `--launcher pytorch` here uses the gloo backend instead.
-After training, every rank waits for the others and the process group is shut down.
+from a checkout. BasicSR 1.4.2's pipeline is used with these parts replaced: `load_resume_state`
+(BasicSR's maps the state onto `cuda:current_device` and so cannot resume without a GPU), the
+training dataset and sampler (ResumableStream: a resumed run continues the data stream),
+MessageLogger (its ETA), and `init_dist` (BasicSR's always sets a CUDA device and uses NCCL;
+without a GPU, `--launcher pytorch` here uses gloo). After training, every rank waits for the
+others and the process group is shut down.
 """
 import argparse
 import datetime
@@ -21,6 +23,8 @@ import sys
 
 import torch
 import torch.distributed as dist
+
+from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
 
 # rank 0 validates alone while the others wait at their next collective: give it time
 DIST_TIMEOUT = datetime.timedelta(hours=2)
@@ -54,6 +58,76 @@ def load_resume_state(opt):
     state = torch.load(path, map_location=device, weights_only=True)
     check_resume(opt, state['iter'])
     return state
+
+
+class ResumableStream:
+    """BasicSR's train.py with a data stream that resume continues (dckd_data/resumable.py): the
+    training dataset and sampler are swapped for seeded ones, and a resumed run starts the stream
+    at the state's iteration, warning when the options that decide the stream changed."""
+
+    def __init__(self):
+        from basicsr import train
+
+        self.basicsr_create_loaders = train.create_train_val_dataloader
+        self.basicsr_build_dataset = train.build_dataset
+        self.resume_state = None
+
+    def install(self):
+        from basicsr import train
+        from dckd_data.resumable import ResumableSampler
+
+        train.load_resume_state = self.load_resume_state
+        train.build_dataset = self.build_dataset
+        train.EnlargedSampler = ResumableSampler
+        train.create_train_val_dataloader = self.create_train_val_dataloader
+        train.MessageLogger = MessageLogger
+
+    def load_resume_state(self, opt):
+        self.resume_state = load_resume_state(opt)
+        return self.resume_state
+
+    def build_dataset(self, dataset_opt):
+        from dckd_data.resumable import SeededSamples
+
+        dataset = self.basicsr_build_dataset(dataset_opt)
+        return SeededSamples(dataset) if dataset_opt['phase'] == 'train' else dataset
+
+    def create_train_val_dataloader(self, opt, logger):
+        result = self.basicsr_create_loaders(opt, logger)
+        train_loader, sampler = result[0], result[1]
+        sampler.seed = train_loader.dataset.seed = opt['manual_seed']
+        # the loader's worker seeds come from its own generator, not from torch's global one
+        train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
+        if self.resume_state is not None:
+            self.continue_stream(opt, sampler, train_loader.batch_size, logger)
+        return result
+
+    def continue_stream(self, opt, sampler, batch_size, logger):
+        from dckd_data.resumable import stream_changes, stream_fingerprint
+
+        state = self.resume_state
+        recorded = state.get('data_stream')
+        if recorded is None:
+            logger.warning(f'Resume: the training state records no data stream (written before dckd 0.2 or by '
+                           f'BasicSR): the data stream restarts epoch {state["epoch"]} from its first batch, and '
+                           'the run does not continue exactly as an uninterrupted one would.')
+            return
+        for key, (old, new) in stream_changes(recorded['fingerprint'], stream_fingerprint(opt)).items():
+            logger.warning(f'Resume: {key} was {old!r} and is {new!r} now: the resumed run does not continue the '
+                           'data stream of the run it resumes.')
+        sampler.continue_at(state['iter'], batch_size)
+        per_epoch = sampler.batches_per_epoch(batch_size)
+        logger.info(f'Resume: the data stream continues at batch {state["iter"] % per_epoch} of epoch '
+                    f'{state["iter"] // per_epoch} ({per_epoch} batches an epoch).')
+
+
+class MessageLogger(BasicSRMessageLogger):
+    """BasicSR's, with the ETA counting the iterations left after this one (BasicSR counts one less,
+    so the last iteration reads '-1 day, 23:59:59')."""
+
+    def __init__(self, opt, start_iter=1, tb_logger=None):
+        super().__init__(opt, start_iter, tb_logger)
+        self.max_iters += 1  # BasicSR's ETA is time_per_iter * (max_iters - current_iter - 1)
 
 
 def init_dist(launcher, backend='nccl', **kwargs):
@@ -141,7 +215,7 @@ def main(argv=None):
     import basicsr.train
     import basicsr.utils.options
 
-    basicsr.train.load_resume_state = load_resume_state
+    ResumableStream().install()
     basicsr.utils.options.init_dist = init_dist
     sys.argv = [sys.argv[0]] + rest
     try:

@@ -1,0 +1,161 @@
+"""Resume continues the same run: N + N iterations through `train.py --auto_resume` equal 2N straight.
+
+Under the conditions users train under: several real images (Set5 crops where ../shared is there),
+random crops, flips and rotations, validation between iterations, a student with stochastic depth
+(SwinIR, drawing from torch's global generator), DCKD's degradations and label consistency, 0 and 2
+data workers, prefetch none and cpu, an enlarged dataset, and two gloo processes. Compared bit for
+bit: student, EMA, history model, optimizer and scheduler states and the losses logged after the
+resume point; from a checkpoint in the middle of an epoch and from one at its last iteration.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from test_distributed import free_port
+from test_pipeline import TRAIN, dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.slow
+BATCH = 2
+
+
+def several_images():
+    """Three 64x64 photographs (Set5 crops), or three different textures without ../shared."""
+    images = hr_images()
+    if len(images) >= 3:
+        return images
+    y, x = np.mgrid[0:64, 0:64]
+    return {f'texture{k}': np.stack([127 + 120 * np.sin(x / (2 + k + c)) * np.cos(y / (3 + k)) for c in range(3)],
+                                    -1).astype(np.uint8) for k in range(3)}
+
+
+@pytest.fixture(scope='module')
+def sub_images(tmp_path_factory):
+    """12 training pairs: 32x32 GT sub-images of three images, x2 LQ."""
+    return paired_lmdbs(str(tmp_path_factory.mktemp('resume_data')), 'train', patch=32, images=several_images())
+
+
+def options(workspace, train_set, name, total_iter, workers, prefetch, ratio):  # noqa: F811
+    opt = dckd_options(workspace, name, total_iter=total_iter, checkpoint_freq=1, train_set=train_set)
+    opt['datasets']['train'].update(gt_size=16, use_hflip=True, use_rot=True, num_worker_per_gpu=workers,
+                                    batch_size_per_gpu=BATCH, prefetch_mode=prefetch, dataset_enlarge_ratio=ratio)
+    opt['val']['val_freq'] = 2
+    opt['network_g'] = {'type': 'SwinIR', 'upscale': 2, 'in_chans': 3, 'img_size': 8, 'window_size': 4,
+                        'img_range': 1., 'depths': [2], 'embed_dim': 12, 'num_heads': [2], 'mlp_ratio': 2,
+                        'upsampler': 'pixelshuffle', 'drop_path_rate': 0.3}  # stochastic depth: torch's generator
+    return opt
+
+
+def train(tmp_path, opt, *extra, ranks=1):
+    path = tmp_path / f'{opt["name"]}_{opt["train"]["total_iter"]}.yml'
+    path.write_text(yaml.safe_dump(opt))
+    if ranks == 1:
+        command = TRAIN + ['-opt', str(path), *extra]
+    else:
+        command = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={ranks}',
+                   f'--master_port={free_port()}', TRAIN[1], '-opt', str(path), '--launcher', 'pytorch', *extra]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def logged_losses(experiment):
+    """{iteration: 'l_pix: ... l_kd: ...'} from every log of an experiment (a resumed run has two)."""
+    losses = {}
+    for log in sorted(f for f in os.listdir(experiment) if f.endswith('.log')):
+        for line in (experiment / log).read_text().splitlines():
+            match = re.search(r'iter:\s*([\d,]+),.*\]\s+(l_\w+: .*)$', line)
+            if match:
+                losses[int(match.group(1).replace(',', ''))] = match.group(2)
+    return losses
+
+
+def assert_same_run(tmp_path, straight, resumed, last, resumed_from):
+    def load(name, file):
+        return torch.load(tmp_path / 'experiments' / name / file, weights_only=True)
+
+    for file, keys in ((f'models/net_g_{last}.pth', ('params', 'params_ema')), (f'models/net_history_{last}.pth',
+                                                                                ('params', ))):
+        a, b = load(straight, file), load(resumed, file)
+        for key in keys:
+            assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), (file, key)
+    a, b = load(straight, f'training_states/{last}.state'), load(resumed, f'training_states/{last}.state')
+    for state_a, state_b in zip(a['optimizers'][0]['state'].values(), b['optimizers'][0]['state'].values()):
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert a['schedulers'] == b['schedulers'] and a['epoch'] == b['epoch']
+    for rank_a, rank_b in zip(a['random_states'], b['random_states']):
+        assert torch.equal(rank_a['model'], rank_b['model'])
+    straight_losses, resumed_losses = logged_losses(tmp_path / 'experiments' / straight), logged_losses(
+        tmp_path / 'experiments' / resumed)
+    after = [i for i in straight_losses if i > resumed_from]
+    assert after and all(resumed_losses[i] == straight_losses[i] for i in after)
+
+
+# per case: data workers, prefetch mode, dataset_enlarge_ratio; 12 pairs / batch 2 = 6 batches an epoch (x ratio)
+CASES = {'no workers': (0, None, 1), '2 workers, cpu prefetch, enlarged x2': (2, 'cpu', 2)}
+
+
+@pytest.mark.parametrize('workers, prefetch, ratio', CASES.values(), ids=CASES.keys())
+def test_resumed_runs_equal_the_uninterrupted_one(workspace, sub_images, tmp_path, workers, prefetch, ratio):  # noqa: F811
+    per_epoch = 12 * ratio // BATCH
+    mid, end, total = per_epoch // 2 + 1, per_epoch, per_epoch + 3  # the last two: into the next epoch
+    train(tmp_path, options(workspace, sub_images, 'straight', total, workers, prefetch, ratio))
+    for name, stop in (('from_mid_epoch', mid), ('from_epoch_end', end)):
+        train(tmp_path, options(workspace, sub_images, name, stop, workers, prefetch, ratio))
+        resumed = train(tmp_path, options(workspace, sub_images, name, total, workers, prefetch, ratio),
+                        '--auto_resume')
+        printed = resumed.stderr + resumed.stdout
+        # BasicSR resumes the epoch the state was saved in (0); the stream goes on where it stood
+        assert 'Resuming training from epoch: 0' in printed
+        assert f'Resume: the data stream continues at batch {stop % per_epoch} of epoch {stop // per_epoch}' in printed
+        assert_same_run(tmp_path, 'straight', name, total, stop)
+
+
+def test_two_gloo_ranks_resume_exactly(workspace, sub_images, tmp_path):  # noqa: F811
+    """Each rank restores its own random states (its degradations differ from the other rank's)."""
+    per_epoch = 12 // (2 * BATCH)
+    train(tmp_path, options(workspace, sub_images, 'straight', per_epoch + 2, 0, None, 1), ranks=2)
+    train(tmp_path, options(workspace, sub_images, 'split', 2, 0, None, 1), ranks=2)
+    train(tmp_path, options(workspace, sub_images, 'split', per_epoch + 2, 0, None, 1), '--auto_resume', ranks=2)
+    assert_same_run(tmp_path, 'straight', 'split', per_epoch + 2, 2)
+    state = torch.load(tmp_path / 'experiments/split/training_states/2.state', weights_only=True)
+    assert len(state['random_states']) == 2
+    assert not torch.equal(state['random_states'][0]['model'], state['random_states'][1]['model'])
+
+
+def test_the_eta_of_the_last_iteration_is_zero(workspace, sub_images, tmp_path):  # noqa: F811
+    train(tmp_path, options(workspace, sub_images, 'eta', 3, 0, None, 1))
+    experiment = tmp_path / 'experiments' / 'eta'
+    text = (experiment / next(f for f in os.listdir(experiment) if f.endswith('.log'))).read_text()
+    last = next(line for line in text.splitlines() if re.search(r'iter:\s*3,', line))
+    assert '[eta: 0:00:00,' in last and '-1 day' not in text
+
+
+def test_an_older_training_state_resumes_with_one_warning(workspace, sub_images, tmp_path):  # noqa: F811
+    """A state as dckd 0.1 wrote it (the model's generator under 'rng', no stream, no global states)."""
+    train(tmp_path, options(workspace, sub_images, 'old', 4, 0, None, 1))
+    path = tmp_path / 'experiments/old/training_states/4.state'
+    state = torch.load(path, weights_only=True)
+    state['rng'] = state.pop('random_states')[0]['model']
+    del state['data_stream']
+    torch.save(state, path)
+    resumed = train(tmp_path, options(workspace, sub_images, 'old', 6, 0, None, 1), '--auto_resume')
+    warnings = [line for line in (resumed.stderr + resumed.stdout).splitlines() if 'WARNING' in line]
+    assert len(warnings) == 1 and 'the data stream restarts epoch 0 from its first batch' in warnings[0], warnings
+    assert (tmp_path / 'experiments/old/models/net_g_6.pth').exists()
+
+
+def test_a_resume_with_other_stream_options_names_them(workspace, sub_images, tmp_path):  # noqa: F811
+    train(tmp_path, options(workspace, sub_images, 'changed', 2, 0, None, 1))
+    opt = options(workspace, sub_images, 'changed', 4, 0, None, 1)
+    opt['datasets']['train'].update(batch_size_per_gpu=3, use_rot=False)
+    resumed = train(tmp_path, opt, '--auto_resume')
+    printed = resumed.stderr + resumed.stdout
+    assert 'Resume: batch_size_per_gpu was 2 and is 3 now' in printed
+    assert 'Resume: use_rot was True and is False now' in printed
