@@ -62,14 +62,16 @@ def load_resume_state(opt):
 
 class ResumableStream:
     """BasicSR's train.py with a data stream that resume continues (dckd_data/resumable.py): the
-    training dataset and sampler are swapped for seeded ones, and a resumed run starts the stream
-    at the state's iteration, warning when the options that decide the stream changed."""
+    training dataset and sampler are swapped for seeded ones, every model saves its random states
+    (dckd_models/resumable.py), and a resumed run starts the stream at the state's iteration,
+    warning when the options that decide the stream changed."""
 
     def __init__(self):
         from basicsr import train
 
         self.basicsr_create_loaders = train.create_train_val_dataloader
         self.basicsr_build_dataset = train.build_dataset
+        self.basicsr_build_model = train.build_model
         self.resume_state = None
 
     def install(self):
@@ -80,11 +82,18 @@ class ResumableStream:
         train.build_dataset = self.build_dataset
         train.EnlargedSampler = ResumableSampler
         train.create_train_val_dataloader = self.create_train_val_dataloader
+        train.build_model = self.build_model
         train.MessageLogger = MessageLogger
 
     def load_resume_state(self, opt):
         self.resume_state = load_resume_state(opt)
         return self.resume_state
+
+    def build_model(self, opt):
+        """Any model, BasicSR's own too, with training states a resume continues from exactly."""
+        from dckd_models.resumable import make_resumable
+
+        return make_resumable(self.basicsr_build_model(opt))
 
     def build_dataset(self, dataset_opt):
         from dckd_data.resumable import SeededSamples

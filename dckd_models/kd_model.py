@@ -11,16 +11,13 @@ from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
-from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd import random_states
-from dckd.checkpoint import save_atomically
-from dckd_data.resumable import stream_fingerprint
 from dckd.registry import register
 from dckd_arch.fused_attention import use_fused_attention
 from . import label_consistency as lcr
 from dckd.schema import config
 from .frozen import checkpoint_source, freeze, load_teacher
+from .resumable import ResumableTraining
 from .options import import_modules, is_rewritten_by_resume, needs_teacher, parse_training_options
 from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 
@@ -43,7 +40,7 @@ class TrainingStopped(RuntimeError):
 
 
 @register(MODEL_REGISTRY)
-class KDModel(SRModel):
+class KDModel(ResumableTraining, SRModel):
     """Student `network_g` trained with its usual losses plus, each optional:
 
     - `train.kd_opt`: Logits KD, a loss between student and teacher outputs (l_kd);
@@ -142,28 +139,14 @@ class KDModel(SRModel):
         get_root_logger().info(f'{", ".join(networks)} weights identical on all {len(gathered)} ranks.')
 
     def save(self, epoch, current_iter):
-        """Replicas checked, every rank's random states gathered, then extra networks, then BasicSR's
-        (student, EMA, training state last)."""
+        """Replicas checked, then extra networks, then BasicSR's (student, EMA, training state last)."""
         if self.opt['dist']:
             self.check_replicas_in_sync()
-        self.rank_random_states = self.gather_random_states()
         self.save_extra_networks(current_iter)
         super().save(epoch, current_iter)
 
-    def gather_random_states(self):
-        """Per rank: the global random states and the model's generator, for exact resume."""
-        local = {'global': random_states.capture(), 'model': self.rng.get_state()}
-        if not self.opt['dist']:
-            return [local]
-        gathered = [None] * self.opt['world_size']
-        torch.distributed.all_gather_object(gathered, local)
-        return gathered
-
-    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
-        """BasicSR's validation, leaving the random states as they were: a validation between two
-        iterations must not change what the next one draws (nor a resumed run's)."""
-        with random_states.preserved():
-            super().validation(dataloader, current_iter, tb_logger, save_img)
+    def generators(self):
+        return {'model': self.rng}
 
     def save_extra_networks(self, current_iter):
         """Hook for networks a subclass saves with every checkpoint."""
@@ -278,22 +261,9 @@ class KDModel(SRModel):
 
     # ----- checkpoints -----------------------------------------------------------------------
 
-    @master_only
-    def save_training_state(self, epoch, current_iter):
-        """BasicSR's state plus the frozen networks' sources, every rank's random states and what
-        decides the data stream (dckd_data/resumable.py), written atomically."""
-        if current_iter == -1:
-            return
-        state = {
-            'epoch': epoch,
-            'iter': current_iter,
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers],
-            'frozen_networks': self.frozen_sources,
-            'random_states': self.rank_random_states,
-            'data_stream': {'fingerprint': stream_fingerprint(self.opt)},
-        }
-        save_atomically(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+    def training_state_extras(self):
+        """Where the frozen networks' weights came from: resume reloads them from there."""
+        return {'frozen_networks': self.frozen_sources}
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
@@ -309,21 +279,3 @@ class KDModel(SRModel):
                 load(net, source)
             self.frozen_sources[network_key] = source
         self.deferred_networks = []
-        self.restore_random_states(resume_state)
-
-    def restore_random_states(self, resume_state):
-        """This rank's random states as they were when the state was saved. A dckd 0.1 state kept the
-        model's generator alone ('rng'), BasicSR's none: the data-stream warning of dckd-train says
-        such a resume is not exact."""
-        if 'random_states' not in resume_state:
-            if 'rng' in resume_state:
-                self.rng.set_state(resume_state['rng'].cpu())
-            return
-        states = resume_state['random_states']
-        rank = self.opt.get('rank', 0)
-        if len(states) != self.opt.get('world_size', 1):
-            get_root_logger().warning(f'Resume: the state was saved by {len(states)} process(es), this run has '
-                                      f'{self.opt.get("world_size", 1)}: random states restored from rank 0 only.')
-            rank = 0
-        random_states.restore(states[rank]['global'])
-        self.rng.set_state(states[rank]['model'].cpu())
