@@ -201,6 +201,7 @@ def check_run(options_file, imports, launcher, overrides=()):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if {'-h', '--help'} & set(argv):
+        print('usage: dckd-train [--check] [--import MODULE] -opt OPTIONS.yml [BasicSR arguments]\n')
         print(__doc__.replace('`', ''))
         print('BasicSR\'s own arguments: -opt OPTIONS.yml [--launcher none|pytorch|slurm] [--auto_resume] [--debug] '
               '[--force_yml key=value ...]')

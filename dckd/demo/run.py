@@ -8,6 +8,7 @@
 
 Run from the repository root. Existing experiment folders are archived by BasicSR, not replaced.
 """
+import argparse
 import logging
 import os
 import subprocess
@@ -59,7 +60,9 @@ def results_table(rows, vqgan_note):
     return markdown_table(header, cells) + f'\n{vqgan_note}\n'
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(prog='dckd-demo', description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     logger = logging.getLogger('dckd.demo')
     register_all()
