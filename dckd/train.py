@@ -60,11 +60,12 @@ def load_resume_state(opt):
     return state
 
 
-class ResumableStream:
-    """BasicSR's train.py with a data stream that resume continues (dckd_data/resumable.py): the
-    training dataset and sampler are swapped for seeded ones, every model saves its random states
-    (dckd_models/resumable.py), and a resumed run starts the stream at the state's iteration,
-    warning when the options that decide the stream changed."""
+class TrainingPipeline:
+    """BasicSR's train.py with dckd's parts: a data stream that resume continues
+    (dckd_data/resumable.py: the training dataset and sampler are swapped for seeded ones, every
+    model saves its random states, dckd_models/resumable.py, and a resumed run starts the stream
+    at the state's iteration, warning when the options that decide the stream changed), and the
+    teacher checked against bicubic before a new run trains (dckd_models/teacher_check.py)."""
 
     def __init__(self):
         from basicsr import train
@@ -72,7 +73,7 @@ class ResumableStream:
         self.basicsr_create_loaders = train.create_train_val_dataloader
         self.basicsr_build_dataset = train.build_dataset
         self.basicsr_build_model = train.build_model
-        self.resume_state = None
+        self.resume_state = self.loaders = None
 
     def install(self):
         from basicsr import train
@@ -93,7 +94,27 @@ class ResumableStream:
         """Any model, BasicSR's own too, with training states a resume continues from exactly."""
         from dckd_models.resumable import make_resumable
 
-        return make_resumable(self.basicsr_build_model(opt))
+        model = make_resumable(self.basicsr_build_model(opt))
+        if self.resume_state is None and hasattr(model, 'net_t') and model.options.train.teacher_check:
+            self.check_teacher(model, opt)
+        return model
+
+    def check_teacher(self, model, opt):
+        """The teacher on the first validation set (a few training pairs when there is none)."""
+        from basicsr.utils import get_root_logger
+        from dckd_data.resumable import SampleKey
+        from dckd_models.teacher_check import check_teacher
+
+        train_loader, _, val_loaders = self.loaders[:3]
+        if val_loaders:
+            dataset = val_loaders[0].dataset
+            items, what = (dataset[i] for i in range(len(dataset))), dataset.opt['name']
+        else:
+            dataset = train_loader.dataset
+            items, what = (dataset[SampleKey(0, i, i)] for i in range(min(4, len(dataset)))), 'training pairs'
+        summary = check_teacher(model.net_t, ((item['lq'], item['gt']) for item in items), opt['scale'],
+                                model.device, what, window=opt['network_t'].get('window_size'))
+        get_root_logger().info(summary)
 
     def build_dataset(self, dataset_opt):
         from dckd_data.resumable import SeededSamples
@@ -102,7 +123,7 @@ class ResumableStream:
         return SeededSamples(dataset) if dataset_opt['phase'] == 'train' else dataset
 
     def create_train_val_dataloader(self, opt, logger):
-        result = self.basicsr_create_loaders(opt, logger)
+        result = self.loaders = self.basicsr_create_loaders(opt, logger)
         train_loader, sampler = result[0], result[1]
         sampler.seed = train_loader.dataset.seed = opt['manual_seed']
         # the loader's worker seeds come from its own generator, not from torch's global one
@@ -179,7 +200,7 @@ def apply_force_yml(opt, entries):
         holder[last] = _postprocess_yml_value(value)
 
 
-def check_run(options_file, imports, launcher, overrides=()):
+def check_run(options_file, imports, launcher, overrides=(), check_only=False):
     """Import the named modules, then check a dckd run; returns the summary, or None for a model
     that is not dckd's (BasicSR checks those itself)."""
     from dckd.schema import OptionError
@@ -195,7 +216,7 @@ def check_run(options_file, imports, launcher, overrides=()):
     import_modules(opt.get('import_modules', []), 'import_modules')
     if not is_dckd_model(opt):
         return None
-    return preflight(opt, launcher)
+    return preflight(opt, launcher, teacher_check=check_only)
 
 
 def main(argv=None):
@@ -215,8 +236,8 @@ def main(argv=None):
     if seen.opt is None:
         sys.exit('dckd-train: error: -opt OPTIONS.yml is required')
     try:
-        summary = check_run(seen.opt, own.imports, seen.launcher, seen.force_yml)
-    except OptionError as error:
+        summary = check_run(seen.opt, own.imports, seen.launcher, seen.force_yml, check_only=own.check)
+    except (OptionError, TrainingStopped) as error:
         sys.exit(f'dckd-train: {seen.opt}: {error}')
     if own.check:
         lines = summary or ['not a dckd model: only BasicSR checks it, when training starts']
@@ -225,7 +246,7 @@ def main(argv=None):
     import basicsr.train
     import basicsr.utils.options
 
-    ResumableStream().install()
+    TrainingPipeline().install()
     basicsr.utils.options.init_dist = init_dist
     sys.argv = [sys.argv[0]] + rest
     try:

@@ -191,6 +191,8 @@ TRAIN = Section({
     'history': Option(HISTORY, {}, 'history model H of the dynamic negatives (with contrastive_opt)'),
     'negatives': Option(NEGATIVES, {}, 'negatives H(x), H(D_j(x)) (with contrastive_opt)'),
     'progressive': Option(Optional(PROGRESSIVE), None, "Restormer's progressive patches"),
+    'teacher_check': Option(Bool(), True, 'before training, the teacher on the first validation set against bicubic '
+                            '(or the input at scale 1); more than 0.5 dB worse stops the run'),
     # cost
     'precision': Option(Choice('float32', 'bfloat16'), 'float32', 'forward passes under bfloat16 autocast (weights, '
                         'gradients and losses stay float32)'),
@@ -441,7 +443,7 @@ def parse_training_options(opt, check_files=True):
 DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 'path.pretrain_network_t',
              'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
              'train.contrastive_opt', 'train.distribution_opt', 'train.history', 'train.negatives',
-             'train.progressive', 'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute',
+             'train.progressive', 'train.teacher_check', 'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute',
              'train.compile_frozen')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),

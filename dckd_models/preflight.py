@@ -9,6 +9,7 @@ summary `dckd-train --check` prints; any problem is an OptionError naming the op
 import copy
 import os
 
+import torch
 import yaml
 
 from basicsr.archs import ARCH_REGISTRY
@@ -65,8 +66,10 @@ def is_dckd_model(opt):
     return issubclass(MODEL_REGISTRY.get(name), KDModel)
 
 
-def preflight(opt, launcher='none'):
-    """Check a training run of KDModel/DCKDModel (see module doc); returns the summary lines."""
+def preflight(opt, launcher='none', teacher_check=False):
+    """Check a training run of KDModel/DCKDModel (see module doc); returns the summary lines. With
+    `teacher_check` (dckd-train --check), the teacher is also evaluated against bicubic on the first
+    validation set, as training does before its first iteration."""
     parsed = parse_training_options(opt)
     if launcher != 'none' and parsed.manual_seed is None:
         raise OptionError(f'manual_seed is not set: with several processes (--launcher {launcher}) every rank must '
@@ -74,9 +77,25 @@ def preflight(opt, launcher='none'):
                           'Add manual_seed: 0 (any integer).')
     summary = [f'model     {parsed.model_type}, {parsed.train.total_iter} iterations, scale {parsed.scale}',
                'terms     ' + '; '.join(_terms(parsed.train))]
-    summary += _networks(parsed)
-    summary += _data(parsed)
+    lines, networks = _networks(parsed)
+    summary += lines + _data(parsed)
+    if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
+        summary.append(_check_teacher(opt, parsed, networks['network_t']))
     return summary
+
+
+def _check_teacher(opt, parsed, teacher):
+    from basicsr.data import build_dataset
+    from .teacher_check import check_teacher
+
+    phases = [phase for phase in parsed.datasets if phase.startswith('val')]
+    if not phases:
+        return 'teacher   check skipped: no validation set (training checks it on a few training pairs)'
+    dataset = build_dataset({**opt['datasets'][phases[0]], 'phase': 'val', 'scale': parsed.scale})
+    items = (dataset[i] for i in range(len(dataset)))
+    return 'teacher   ' + check_teacher(teacher, ((item['lq'], item['gt']) for item in items), parsed.scale,
+                                        torch.device('cpu'), dataset.opt['name'],
+                                        window=parsed.network_t.arguments.get('window_size'))
 
 
 def _terms(train):
@@ -96,7 +115,7 @@ def _networks(parsed):
         used.append('network_t')
     if any(getattr(parsed.train, term) for term in VQGAN_TERMS):
         used.append('network_vqgan')
-    lines = []
+    lines, networks = [], {}
     for network_key in used:
         component = getattr(parsed, network_key)
         try:  # not build_network: its log line would set up BasicSR's logger before the log file exists
@@ -121,7 +140,8 @@ def _networks(parsed):
         count = sum(p.numel() for p in net.parameters())
         role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'VQGAN'}[network_key]
         lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')
-    return lines
+        networks[network_key] = net.eval()
+    return lines, networks
 
 
 def _shapes(phase, key, root, backend):

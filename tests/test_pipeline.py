@@ -85,6 +85,7 @@ def dckd_options(workspace, name, total_iter, checkpoint_freq, val=True, train_s
             'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001},
             'history': {'source': 'ema', 'attenuation': 0.1, 'steps': [1], 'milestones': []},
             'negatives': {'num': 3, 'probs': {'noise': 1.0, 'blur': 0.5}},
+            'teacher_check': False,  # a random teacher; tests/test_teacher_check.py checks the check
         },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': checkpoint_freq, 'use_tb_logger': False},
     }

@@ -50,6 +50,7 @@ def test_check_validates_the_shipped_swinir_run_and_prints_what_would_run(tmp_pa
     opt['path']['pretrain_network_t'] = published_layout_file(tmp_path / 'swinir_m.pth', 'swinir_m_x4.tsv', 'params')
     opt['path']['pretrain_network_vqgan'] = published_layout_file(tmp_path / 'last.ckpt', 'vqgan_f16_n1024_encoder.tsv',
                                                                   'state_dict')
+    opt['train']['teacher_check'] = False  # random weights; tests/test_teacher_check.py covers --check's check
     (gt_lmdb, lq_lmdb), (gt_dir, lq_dir) = set5_x4(tmp_path)
     opt['datasets']['train'].update(dataroot_gt=gt_lmdb, dataroot_lq=lq_lmdb)
     for phase in ('val_1', 'val_2', 'val_3', 'val_4'):
