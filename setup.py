@@ -9,9 +9,9 @@ setup(
     name='dckd',
     version='0.2.0',
     description='Dynamic Contrastive Knowledge Distillation (AAAI 2025) for image restoration, on BasicSR',
-    python_requires='>=3.9',
+    python_requires='>=3.10',
     packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models']),
-    install_requires=['basicsr', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml'],
+    install_requires=['basicsr', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
     entry_points={
         'console_scripts': [
             'dckd-train=dckd.train:main',
@@ -21,6 +21,7 @@ setup(
             'dckd-convert-rcan=dckd.convert_rcan:main',
             'dckd-dropin=dckd.dropin:main',
             'dckd-prepare=dckd.prepare.cli:main',
+            'dckd-fetch=dckd.fetch.cli:main',
             'dckd-evaluate=dckd.evaluate.cli:main',
             'dckd-compare=dckd.figures.comparison:main',
             'dckd-curves=dckd.figures.curves:main',

@@ -8,7 +8,8 @@ from dckd import compat
 compat.install()
 
 from .nafnet_arch import NAFNet  # noqa: E402
+from .pretrained_arch import PretrainedModel  # noqa: E402
 from .restormer_arch import Restormer  # noqa: E402
 from .vqgan_arch import VQGANEncoder  # noqa: E402
 
-__all__ = ['NAFNet', 'Restormer', 'VQGANEncoder']
+__all__ = ['NAFNet', 'PretrainedModel', 'Restormer', 'VQGANEncoder']

@@ -1,12 +1,55 @@
-"""Frozen networks (teacher, VQGAN): frozen for good, and loaded with errors that name the file."""
+"""Networks built from their options, frozen ones (teacher, VQGAN) frozen for good, and loaded
+with errors that name the option and the file."""
+import copy
 import types
 
 import torch
 
+from basicsr.archs import ARCH_REGISTRY
 from dckd.checkpoint import load_checkpoint
 from dckd.convert_rcan import is_official_rcan, official_to_basicsr
 from dckd.schema import OptionError
+from dckd_arch.pretrained_arch import PretrainedModel
 from dckd_arch.vqgan_arch import load_vqgan_encoder
+
+# where the networks dckd ships declare their input channels
+CHANNEL_KEYS = ('num_in_ch', 'in_chans', 'img_channel', 'inp_channels', 'n_colors')
+
+
+def build(component, network_key):
+    """The network a parsed `network_*` component describes (not BasicSR's build_network, whose log
+    line would set up the logger before the run's log file exists); OptionError naming the key
+    when its options, or a PretrainedModel's file, do not build it."""
+    try:
+        return ARCH_REGISTRY.get(component.type)(**copy.deepcopy(component.arguments))
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError, ImportError) as error:
+        raise OptionError(f'{network_key}: {component.type} cannot be built from these options: {error}') from error
+
+
+def _data_channels(parsed):
+    """The image channels of the run: the student's declared input channels, else colour images."""
+    for key in CHANNEL_KEYS:
+        if key in parsed.network_g.arguments:
+            return parsed.network_g.arguments[key], f'network_g.{key}'
+    return 3, 'the data (colour images)'
+
+
+def check_detected(net, parsed, network_key):
+    """A PretrainedModel must fit the run: the scale of the options, the channels of the student.
+    Returns what was detected, for the log (None for other networks)."""
+    if not isinstance(net, PretrainedModel):
+        return None
+    detected, file = net.detected, net.detected['file']
+    if detected['scale'] != parsed.scale:
+        raise OptionError(f'{network_key}.path: {file} holds a x{detected["scale"]} {detected["architecture"]} model, '
+                          f'but the options say scale: {parsed.scale}. Use a x{parsed.scale} model file, or train at '
+                          f'x{detected["scale"]} (scale, the student and the data together).')
+    channels, where = _data_channels(parsed)
+    if (detected['in_channels'], detected['out_channels']) != (channels, channels):
+        raise OptionError(f'{network_key}.path: {file} holds a {detected["architecture"]} model with '
+                          f'{detected["in_channels"]} input and {detected["out_channels"]} output channels, but '
+                          f'{where} has {channels}: teacher and student must read and write the same images.')
+    return net.describe()
 
 
 def _stay_in_eval(net, mode=True):

@@ -4,19 +4,18 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
 from dckd_arch.fused_attention import use_fused_attention
+from dckd_arch.padding import pad_to_multiple
 from . import label_consistency as lcr
 from dckd.schema import config
-from .frozen import checkpoint_source, freeze, load_teacher
+from .frozen import build, check_detected, checkpoint_source, freeze, load_teacher
 from .resumable import ResumableTraining
 from .options import import_modules, is_rewritten_by_resume, needs_teacher, parse_training_options
 from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
@@ -25,14 +24,6 @@ from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 def build_optional_loss(component):
     """The loss a parsed `train.*_opt` describes, or None when the term is off."""
     return build_loss(config(component)) if component else None
-
-
-def pad_to_multiple(images, multiple):
-    """Reflect-pad bottom/right so that height and width are multiples of `multiple`."""
-    height, width = images.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    mode = 'reflect' if pad_h < height and pad_w < width else 'replicate'
-    return F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
 
 
 class TrainingStopped(RuntimeError):
@@ -159,8 +150,11 @@ class KDModel(ResumableTraining, SRModel):
 
     def build_frozen(self, network_key, load):
         """Build `network_key`, freeze it, load its checkpoint (or defer that to resume_training)."""
-        net = freeze(build_network(config(getattr(self.options, network_key))).to(self.device))
+        net = freeze(build(getattr(self.options, network_key), network_key).to(self.device))
         self.print_network(net)
+        detected = check_detected(net, self.options, network_key)
+        if detected:
+            get_root_logger().info(f'{network_key}: {detected}')
         if is_rewritten_by_resume(self.options.path, network_key):
             self.deferred_networks.append((network_key, net, load))
         else:

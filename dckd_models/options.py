@@ -17,6 +17,7 @@ from basicsr.losses import LOSS_REGISTRY
 from basicsr.metrics import METRIC_REGISTRY
 from basicsr.models import lr_scheduler
 from basicsr.utils.registry import MODEL_REGISTRY
+from dckd.fetch.known import known_at
 from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
 from .schedules import CosineAnnealingRestartCyclicLR
@@ -266,6 +267,12 @@ LOGGER = Section({
 ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY), _registered_names(ARCH_REGISTRY),
                  hint=IMPORT_HINT,
                  typed={
+                     'PretrainedModel': Section({
+                         'path': Option(Text(), REQUIRED, 'type PretrainedModel: the model file (.pth, .pt, .ckpt, '
+                                        '.safetensors); spandrel detects its architecture'),
+                         'param_key': Option(Optional(Text()), None, 'key of its weights (~: found by spandrel, '
+                                             'params_ema before params)'),
+                     }),
                      'VQGANEncoder': Section({
                          'ch': Option(Int(1), 128, 'channels of the first level'),
                          'ch_mult': Option(List(Int(1), min_length=1), [1, 1, 2, 2, 4],
@@ -314,8 +321,15 @@ def _check_checkpoint(parsed, network_key, what, required):
         if required:
             raise OptionError(f'path.{path_key} is not set: {what} needs a pretrained checkpoint.')
     elif not os.path.isfile(file):
-        raise OptionError(f'path.{path_key}: {what} checkpoint not found: {file}. Download it to that path '
-                          '(see README, "Pretrained checkpoints") or correct the path.')
+        raise OptionError(f'path.{path_key}: {what} checkpoint not found: {file}. {_how_to_get(file)}')
+
+
+def _how_to_get(file):
+    """The one dckd-fetch command that puts `file` in place, where it is a known file."""
+    entry = known_at(file)
+    if entry is None:
+        return 'Put the file there or correct the path (README, "Teachers").'
+    return f'Get it with: dckd-fetch {entry.name}'
 
 
 def _networks(parsed):
@@ -407,10 +421,25 @@ TRAINING = Section({
 }, passthrough=BASICSR_TOP_KEYS, check=_check_run)
 
 
+def _check_model_file(parsed, network_key):
+    """A PretrainedModel reads its own file: it must exist, and no checkpoint is loaded into it."""
+    if is_rewritten_by_resume(parsed.path, network_key):
+        return  # BasicSR's resume points pretrain_<network_key> at a file it never writes; nothing is loaded from it
+    if getattr(parsed.path, f'pretrain_{network_key}') is not None:
+        raise OptionError(f'path.pretrain_{network_key}: {network_key} is a PretrainedModel, which reads its weights '
+                          f'from {network_key}.path; remove path.pretrain_{network_key}.')
+    file = getattr(parsed, network_key).arguments['path']
+    if not os.path.isfile(file):
+        raise OptionError(f'{network_key}.path: model file not found: {file}. {_how_to_get(file)}')
+
+
 def check_checkpoint_files(parsed):
     """The checkpoints the run needs exist (their contents are checked when they are loaded)."""
     if parsed.network_t is not None and needs_teacher(parsed.train):
-        _check_checkpoint(parsed, 'network_t', 'the teacher', required=True)
+        if parsed.network_t.type == 'PretrainedModel':
+            _check_model_file(parsed, 'network_t')
+        else:
+            _check_checkpoint(parsed, 'network_t', 'the teacher', required=True)
     if parsed.network_vqgan is not None and any(getattr(parsed.train, term) for term in VQGAN_TERMS):
         _check_checkpoint(parsed, 'network_vqgan', 'the VQGAN encoder', required=False)
 
@@ -447,7 +476,8 @@ DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 
              'train.compile_frozen')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
-                   'network_vqgan': (ARCH, 'VQGANEncoder'), 'train.lcr_opt': (LCR_LOSS, None)}
+                   'network_t': (ARCH, 'PretrainedModel'), 'network_vqgan': (ARCH, 'VQGANEncoder'),
+                   'train.lcr_opt': (LCR_LOSS, None)}
 
 
 def _shown_default(value):

@@ -6,17 +6,15 @@ against the smallest image, every network built from its options and every check
 into it (key layout, param_key, NaN), and the seed under several processes. It returns the
 summary `dckd-train --check` prints; any problem is an OptionError naming the option or file.
 """
-import copy
 import os
 
 import torch
 import yaml
 
-from basicsr.archs import ARCH_REGISTRY
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
 from dckd.schema import OptionError, closest
-from .frozen import checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
+from .frozen import build, check_detected, checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
 from .kd_model import KDModel
 from .options import VQGAN_TERMS, is_rewritten_by_resume, needs_teacher, parse_training_options
 
@@ -118,12 +116,12 @@ def _networks(parsed):
     lines, networks = [], {}
     for network_key in used:
         component = getattr(parsed, network_key)
-        try:  # not build_network: its log line would set up BasicSR's logger before the log file exists
-            net = ARCH_REGISTRY.get(component.type)(**copy.deepcopy(component.arguments))
-        except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as error:
-            raise OptionError(f'{network_key}: {component.type} cannot be built from these options: {error}') from error
+        net = build(component, network_key)
+        detected = check_detected(net, parsed, network_key)
         source = checkpoint_source(parsed.path, network_key)
-        if network_key != 'network_g' and is_rewritten_by_resume(parsed.path, network_key):
+        if detected:
+            origin = detected
+        elif network_key != 'network_g' and is_rewritten_by_resume(parsed.path, network_key):
             origin = 'the checkpoint recorded in path.resume_state'
         elif source['path'] is None:
             origin = 'random initialisation' + (' (DCR and DMM in a random feature space)'

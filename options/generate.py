@@ -103,6 +103,11 @@ def test_path(pair, scale):
     return os.path.join('test', pair['family'], run_name('test', pair, scale) + '.yml')
 
 
+def methods(table, pair):
+    """The methods a pair is trained with: every one of METHODS unless the row names some."""
+    return pair.get('methods', tuple(table.METHODS))
+
+
 def datasets(task, phase, count=None):
     sets = task['test_sets'][:count]
     return {f'{phase}_{i}': s for i, s in enumerate(sets, 1)}
@@ -131,8 +136,9 @@ def training_file(table, method_name, pair, scale):
     path = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
     if method['teacher']:
         opt['network_t'] = C(pair['teacher'](scale), pair['teacher_note'])
-        path.update({'pretrain_network_t': C(pair['teacher_file'](scale), pair['teacher_file_note']),
-                     'param_key_t': 'params', 'strict_load_t': True})
+        if pair['teacher_file']:  # else the teacher network reads its own file (PretrainedModel)
+            path.update({'pretrain_network_t': C(pair['teacher_file'](scale), pair['teacher_file_note']),
+                         'param_key_t': 'params', 'strict_load_t': True})
     if method['vqgan']:
         opt['network_vqgan'] = C(table.VQGAN, "Frozen feature space of DCR and DMM: the encoder of "
                                  "taming-transformers' ImageNet VQGAN (f16, 1024 codes), with the published "
@@ -157,7 +163,7 @@ def training_file(table, method_name, pair, scale):
 
 def test_file(table, pair, scale):
     task = pair['task'](scale)
-    runs = [run_name(m, pair, scale) for m in table.METHODS]
+    runs = [run_name(m, pair, scale) for m in methods(table, pair)]
     header = [f'Evaluates a trained {pair["title"]} student {task["what"]} (its EMA weights) on '
               f'{", ".join(s["name"] for s in task["test_sets"])}.',
               f'Test: dckd-test -opt options/{test_path(pair, scale)}   (results under results/<name>)',
@@ -208,7 +214,7 @@ def all_files(table):
     files = dict(demo_file(table, run) for run in table.DEMO_RUNS)
     for pair in table.PAIRS:
         for scale in pair['scales']:
-            for method in table.METHODS:
+            for method in methods(table, pair):
                 path, text = training_file(table, method, pair, scale)
                 files[path] = text
             path, text = test_file(table, pair, scale)
@@ -217,18 +223,24 @@ def all_files(table):
 
 
 README = os.path.join(os.path.dirname(OPTIONS_DIR), 'README.md')
-TABLE_START = '<!-- option table: written by python options/generate.py from dckd_models/options.py -->'
-TABLE_END = '<!-- end of option table -->'
+TABLE_END = '<!-- end of {} -->'
 
 
-def readme_with_option_table(readme_text):
-    """The README with the generated option table between its two markers."""
+def _between_markers(text, what, source, table):
+    start_marker = f'<!-- {what}: written by python options/generate.py from {source} -->'
+    start, end = text.index(start_marker) + len(start_marker), text.index(TABLE_END.format(what))
+    return f'{text[:start]}\n{table}\n{text[end:]}'
+
+
+def readme_with_tables(readme_text):
+    """The README with the generated option table and known-files table between their markers."""
     from dckd.registration import register_all
     register_all()
+    from dckd.fetch.known import known_files_table
     from dckd_models.options import options_table
 
-    start, end = readme_text.index(TABLE_START) + len(TABLE_START), readme_text.index(TABLE_END)
-    return f'{readme_text[:start]}\n{options_table()}\n{readme_text[end:]}'
+    text = _between_markers(readme_text, 'option table', 'dckd_models/options.py', options_table())
+    return _between_markers(text, 'known files', 'dckd/fetch/known.py', known_files_table())
 
 
 def load_table():
@@ -244,7 +256,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     files = {os.path.join(OPTIONS_DIR, path): text for path, text in all_files(load_table()).items()}
     with open(README) as f:
-        files[README] = readme_with_option_table(f.read())
+        files[README] = readme_with_tables(f.read())
     stale = []
     for path, text in files.items():
         current = open(path).read() if os.path.isfile(path) else None

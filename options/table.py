@@ -169,6 +169,18 @@ PAIRS = [
      'student': lambda s: swinir(s, 60, 4, img_size=64, upsampler='pixelshuffledirect'),
      'student_note': "Student: SwinIR-light, the published lightweight model's layout (002_lightweightSR_DIV2K_s64w8_"
                      'SwinIR-S_x*.pth, img_size 64), trained here from scratch on LR patches of 48.'},
+    {'name': 'pretrained_swinir', 'family': 'pretrained', 'title': 'SwinIR', 'task': sr_task, 'scales': (2, 3, 4),
+     'paper': False, 'methods': ('dckd', 'logits'),
+     'summary': 'any model file as the teacher (here HAT) -> the SwinIR student of the paper (embed 60, 4 RSTB). Not '
+                'in the paper: a teacher of another project, with no architecture options to write.',
+     'student': lambda s: swinir(s, 60, 4),
+     'student_note': "Student: the compact SwinIR of the paper's Table 1 (scratch: options/train/swinir/).",
+     'teacher': lambda s: {'type': 'PretrainedModel', 'path': f'experiments/pretrained_models/HAT/HAT_SRx{s}.pth'},
+     'teacher_note': 'Teacher: any model file spandrel recognises (.pth, .pt, .ckpt, .safetensors; SwinIR, HAT, DAT, '
+                     'NAFNet, official RCAN, ESRGAN, ... README, "Teachers"): it detects the architecture and its '
+                     "options from the weights. Here HAT's HAT_SRx*.pth (XPixelGroup/HAT); replace the path with "
+                     'your file. Its scale and channels are checked against this run before training starts.',
+     'teacher_file': None, 'fused_attention': True, 'patch_note': 'LR patch 48 = 6 windows of 8 (the student\'s)'},
     {'name': 'rcan', 'family': 'rcan', 'title': 'RCAN', 'task': sr_task, 'scales': (2, 3, 4),
      'summary': 'RCAN (64 ch, 10 groups x 20 blocks) -> RCAN (64 ch, 10 groups x 6 blocks); 15.6M -> 5.2M at x4.',
      'student': lambda s: rcan(s, 6), 'student_note': "Student: RCAN with 6 blocks per group instead of 20 (paper's "

@@ -10,8 +10,8 @@ fingerprint=$(cat "$DCKD_ROOT/requirements.txt" "$DCKD_ROOT/setup.py" | sha1sum 
 stamp="$DCKD_VENV/.dckd-env-$fingerprint"
 if [ ! -f "$stamp" ]; then
   python="${PYTHON:-python3}"
-  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
-    || { echo "dckd needs Python >= 3.9 (set PYTHON=/path/to/python3.x)" >&2; exit 1; }
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || { echo "dckd needs Python >= 3.10 (set PYTHON=/path/to/python3.x)" >&2; exit 1; }
   echo "Setting up $DCKD_VENV (first use; torch is a large download) ..."
   "$python" -m venv "$DCKD_VENV"
   "$DCKD_VENV/bin/python" -m pip install -q -r "$DCKD_ROOT/requirements.txt"

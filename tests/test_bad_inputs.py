@@ -147,7 +147,12 @@ CASES = [
      []),
     # checkpoints
     ('missing teacher checkpoint', user_file('path.pretrain_network_t', 'no_such_teacher.pth'),
-     r'path.pretrain_network_t: the teacher checkpoint not found: .*no_such_teacher.pth. Download it', []),
+     r'path.pretrain_network_t: the teacher checkpoint not found: .*no_such_teacher.pth. Put the file there or '
+     r'correct the path', []),
+    ('missing published teacher', set_key('path.pretrain_network_t', 'experiments/pretrained_models/SwinIR/'
+                                          '001_classicalSR_DIV2K_s48w8_SwinIR-M_x4.pth'),
+     r'path.pretrain_network_t: the teacher checkpoint not found: .*SwinIR-M_x4.pth. Get it with: dckd-fetch '
+     r'swinir_m_x4$', []),
     ('truncated teacher checkpoint', user_file('path.pretrain_network_t', 'teacher_truncated.pth'),
      r'path.pretrain_network_t: cannot load checkpoint .*teacher_truncated.pth.*damaged.*download it again', []),
     ('checkpoint of another network', user_file('path.pretrain_network_t', 'another_teacher.pth'),

@@ -169,7 +169,7 @@ def no_network_building(monkeypatch):
         raise AssertionError('a network was built before the options were checked')
 
     monkeypatch.setattr(basicsr.models.sr_model, 'build_network', refuse)
-    monkeypatch.setattr(dckd_models.kd_model, 'build_network', refuse)
+    monkeypatch.setattr(dckd_models.kd_model, 'build', refuse)  # the frozen networks
 
 
 def test_missing_teacher_checkpoint(tmp_path, no_network_building):

@@ -102,7 +102,7 @@ def test_generating_again_changes_no_file():
 def test_the_readme_option_table_is_the_schemas():
     with open(generate.README) as f:
         readme = f.read()
-    assert readme == generate.readme_with_option_table(readme), 'README option table stale: python options/generate.py'
+    assert readme == generate.readme_with_tables(readme), 'README tables stale: python options/generate.py'
     assert '| `train.history.attenuation` | float in [0, 1] | 0.1 |' in readme  # declared there, shown here
 
 

@@ -7,7 +7,7 @@ from dckd.registry import register
 
 OURS = {
     ARCH_REGISTRY: {'VQGANEncoder': 'dckd_arch.vqgan_arch', 'NAFNet': 'dckd_arch.nafnet_arch',
-                    'Restormer': 'dckd_arch.restormer_arch'},
+                    'Restormer': 'dckd_arch.restormer_arch', 'PretrainedModel': 'dckd_arch.pretrained_arch'},
     LOSS_REGISTRY: {'DynamicContrastiveLoss': 'dckd_losses.contrastive_loss',
                     'DistributionMappingLoss': 'dckd_losses.distribution_loss'},
     MODEL_REGISTRY: {'KDModel': 'dckd_models.kd_model', 'DCKDModel': 'dckd_models.dckd_model'},

@@ -9,7 +9,7 @@ from basicsr.archs import build_network
 from basicsr.utils import img2tensor, tensor2img
 from dckd.checkpoint import extract_state_dict, load_checkpoint
 from dckd.paired_data import matlab_bicubic
-from dckd_models.kd_model import pad_to_multiple
+from dckd_arch.padding import pad_to_multiple
 
 
 def load_network(network_opt, checkpoint_path, param_key='params_ema'):

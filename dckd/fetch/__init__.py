@@ -1,0 +1,1 @@
+"""`dckd-fetch`: the pretrained files and data archives a run needs, downloaded and verified."""

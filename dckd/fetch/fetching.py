@@ -1,0 +1,114 @@
+"""Fetching known files and verifying them against the network an options file builds."""
+import os
+import shutil
+
+from dckd.schema import OptionError
+from .download import DownloadError, download
+from .known import DOWNLOADS, known_at
+
+
+def _network_file(parsed, network_key):
+    """The file `network_key` loads: a PretrainedModel's own path, else path.pretrain_<key>."""
+    component = getattr(parsed, network_key)
+    if component is not None and component.type == 'PretrainedModel':
+        return component.arguments['path']
+    return getattr(parsed.path, f'pretrain_{network_key}')
+
+
+def verify(path, opt, network_key):
+    """`path` loads strictly into `network_key` as the options `opt` build it; OptionError (naming the
+    file and the first keys that do not fit) otherwise."""
+    from dckd.registration import register_all
+    register_all()
+    from dckd_models.frozen import build, check_detected, checkpoint_source, checkpoint_weights, load_vqgan, load_weights
+    from dckd_models.options import parse_training_options
+
+    parsed = parse_training_options(opt, check_files=False)
+    component = getattr(parsed, network_key)
+    if component.type == 'PretrainedModel':
+        component.arguments = {**component.arguments, 'path': path}
+        check_detected(build(component, network_key), parsed, network_key)
+        return
+    net = build(component, network_key)
+    source = {**checkpoint_source(parsed.path, network_key), 'path': path}
+    if network_key == 'network_vqgan':
+        load_vqgan(net, source)
+    else:
+        load_weights(net, checkpoint_weights(source, network_key), network_key, path, strict=True)
+
+
+def _unpack(entry):
+    folder = os.path.join(DOWNLOADS, entry.unpack)
+    if not os.path.isdir(folder):
+        try:
+            shutil.unpack_archive(entry.destination, DOWNLOADS, filter='data')
+        except TypeError:  # Python < 3.10.12 / 3.11.4: no extraction filter
+            shutil.unpack_archive(entry.destination, DOWNLOADS)
+    if not os.path.isdir(folder):
+        raise OptionError(f'{entry.destination} did not unpack to {folder}: is it the archive from {entry.link}?')
+
+
+def _next(entry):
+    return f'; next: {entry.then}' if entry.then else ''
+
+
+def fetch_known(entry, opt=None, network_key=None):
+    """Fetch one known file to its destination, or say how to get it by hand; returns the report
+    line. Model files are verified against `opt`'s `network_key` (default: the entry's check)."""
+    if opt is None and entry.check:
+        from dckd_models.preflight import read_options_file
+        opt, network_key = read_options_file(entry.check[0]), entry.check[1]
+    if os.path.exists(entry.destination):
+        if entry.is_data:  # dckd-prepare checks the images
+            if entry.unpack:
+                _unpack(entry)
+            return f'present  {entry.name}: {entry.destination}{_next(entry)}'
+        verify(entry.destination, opt, network_key)  # a file placed by hand: checked, never removed
+        return f'present  {entry.name}: {entry.destination} (verified){_next(entry)}'
+    if entry.page:
+        return (f'by hand  {entry.name}: no script can fetch it; get it from {entry.page} and put it at '
+                f'{entry.destination}{_next(entry)}. Then dckd-fetch {entry.name} verifies it.')
+    try:
+        download(entry.link, entry.destination, entry.sha256)
+    except DownloadError as error:
+        raise OptionError(f'{entry.name}: {error}') from error
+    if entry.unpack:
+        _unpack(entry)
+    elif not entry.is_data:
+        try:
+            verify(entry.destination, opt, network_key)
+        except OptionError as error:
+            os.remove(entry.destination)
+            raise OptionError(f'{entry.name}: the downloaded file is not the expected network, so it was removed: '
+                              f'{error}') from error
+    return f'fetched  {entry.name}: {entry.destination}{_next(entry)}'
+
+
+def fetch_for_options(options_file):
+    """Fetch every missing pretrained file `options_file` names, verified against its networks."""
+    from dckd.registration import register_all
+    register_all()
+    from dckd_models.options import VQGAN_TERMS, needs_teacher, parse_training_options
+    from dckd_models.preflight import read_options_file
+
+    opt = read_options_file(options_file)
+    parsed = parse_training_options(opt, check_files=False)
+    used = ['network_g']
+    if needs_teacher(parsed.train):
+        used.append('network_t')
+    if any(getattr(parsed.train, term) for term in VQGAN_TERMS):
+        used.append('network_vqgan')
+    lines = []
+    for network_key in used:
+        file = _network_file(parsed, network_key)
+        if file is None:
+            continue
+        entry = known_at(file)
+        if os.path.exists(file):
+            lines.append(f'present  {entry.name if entry else network_key}: {file}')
+        elif entry is None:
+            lines.append(f'by hand  {network_key}: {file} is missing and no known source writes it there '
+                         '(dckd-fetch --list); put the file there or correct the path.')
+        else:
+            lines.append(fetch_known(entry, opt, network_key))
+    return lines
