@@ -70,8 +70,9 @@ def download(url, destination, sha256=None, attempts=5, progress=True):
         except (OSError, http.client.HTTPException) as error:  # cut, reset, timeout
             if attempt == attempts:
                 kept = os.path.getsize(partial) if os.path.exists(partial) else 0
-                raise DownloadError(f'{url}: {error!r} after {attempts} attempts; the {kept} bytes received are kept '
-                                    f'in {partial} and the next dckd-fetch resumes from there') from error
+                where = (f'the {kept} bytes received are kept in {partial} and the next dckd-fetch resumes from there'
+                         if kept else 'nothing was written')
+                raise DownloadError(f'{url}: {error!r} after {attempts} attempts; {where}') from error
     if sha256 is not None:
         actual = sha256_of(partial)
         if not actual.startswith(sha256):
