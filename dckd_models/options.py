@@ -18,6 +18,7 @@ from basicsr.metrics import METRIC_REGISTRY
 from basicsr.models import lr_scheduler
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.fetch.known import known_at
+from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
 from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
 from .schedules import CosineAnnealingRestartCyclicLR
@@ -394,9 +395,11 @@ def _check_run(parsed, path):
             raise OptionError("train.history.source = ema needs train.ema_decay > 0 (or use source: student).")
         levels = len(parsed.network_vqgan.arguments.get('ch_mult', [1, 1, 2, 2, 4]))
         weights = train.contrastive_opt.arguments.get('level_weights')
-        if weights is not None and len(weights) != levels:
-            raise OptionError(f'train.contrastive_opt.level_weights has {len(weights)} weights, but network_vqgan '
-                              f'gives {levels} feature levels (one per ch_mult entry): give {levels} weights.')
+        given = f'has {len(weights)} weights' if weights is not None else (
+            f"is not set, so the paper's {len(PAPER_LEVEL_WEIGHTS)} weights apply")
+        if len(weights if weights is not None else PAPER_LEVEL_WEIGHTS) != levels:
+            raise OptionError(f'train.contrastive_opt.level_weights {given}, but network_vqgan gives {levels} feature '
+                              f'levels (one per ch_mult entry): give {levels} weights.')
     if train.progressive:
         _check_progressive(parsed)
     _check_scales(parsed)

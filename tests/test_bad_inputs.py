@@ -131,6 +131,9 @@ CASES = [
     ('loss weight as text', set_key('train.kd_opt.loss_weight', 'one'), r"train.kd_opt.loss_weight must be a number", []),
     ('level_weights of the wrong length', set_key('train.contrastive_opt.level_weights', [1, 1, 1, 1]),
      r'train.contrastive_opt.level_weights has 4 weights, but network_vqgan gives 5 feature levels', []),
+    ('VQGAN levels against the default level_weights', set_key('network_vqgan.ch_mult', [1, 1, 2, 2]),
+     r"train.contrastive_opt.level_weights is not set, so the paper's 5 weights apply, but network_vqgan gives 4 "
+     r'feature levels \(one per ch_mult entry\): give 4 weights', []),
     ('unknown choice', set_key('train.history.source', 'emaa'),
      r'train.history.source must be one of ema, student, got .emaa.; did you mean ema\?', []),
     ('schedule lengths', set_key('train.history', {'steps': [1, 2], 'milestones': [5, 9]}),
