@@ -242,3 +242,16 @@ def test_zoo_checksums_are_the_suffix_of_their_file_names():
     for entry in known.MODELS:
         if entry.sha256:
             assert entry.destination.endswith(f'-{entry.sha256}.pth') and len(entry.sha256) == 8
+
+
+def test_a_placed_file_with_another_checksum_is_reported_and_kept(tmp_path, options_file, monkeypatch):
+    path, opt = options_file
+    entry = Known('edsr_l_x2', 'placed/EDSR_Lx2-be38e77d.pth', 'a zoo', url='http://127.0.0.1:9/x', sha256='be38e77d',
+                  check=(path, 'network_t'))
+    monkeypatch.setattr(known, 'KNOWN', {'edsr_l_x2': entry})
+    os.makedirs('placed')
+    os.replace(opt['path']['pretrain_network_t'], entry.destination)  # the right network, not the published bytes
+    with pytest.raises(SystemExit, match=r'placed/EDSR_Lx2-be38e77d.pth is not the published file \(its sha256 does '
+                                         r'not start with be38e77d\)'):
+        cli.main(['edsr_l_x2'])
+    assert os.path.exists(entry.destination)

@@ -3,7 +3,7 @@ import os
 import shutil
 
 from dckd.schema import OptionError
-from .download import DownloadError, download
+from .download import DownloadError, download, sha256_of
 from .known import DOWNLOADS, known_at
 
 
@@ -63,7 +63,10 @@ def fetch_known(entry, opt=None, network_key=None):
             if entry.unpack:
                 _unpack(entry)
             return f'present  {entry.name}: {entry.destination}{_next(entry)}'
-        verify(entry.destination, opt, network_key)  # a file placed by hand: checked, never removed
+        if entry.sha256 and not sha256_of(entry.destination).startswith(entry.sha256):  # placed by hand: never removed
+            raise OptionError(f'{entry.name}: {entry.destination} is not the published file (its sha256 does not start '
+                              f'with {entry.sha256}); replace it with the file from {entry.link or entry.page}.')
+        verify(entry.destination, opt, network_key)
         return f'present  {entry.name}: {entry.destination} (verified){_next(entry)}'
     if entry.page:
         return (f'by hand  {entry.name}: no script can fetch it; get it from {entry.page} and put it at '
