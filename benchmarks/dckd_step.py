@@ -1,6 +1,6 @@
 """Time and peak memory of one training iteration per variant, all in one run.
 
-Rows: scratch (L1), Logits KD, DCKD and DCKD + LCR in float32 and in bfloat16 mode
+Rows: scratch (L1), Logits KD, FAKD, DUKD, DCKD, DCKD + LCR and DCKD* in float32 and in bfloat16 mode
 (`train.precision`), DCKD through the straightforward reference path (float32), and with
 `--ablations` DCKD with each cost option changed from its default. Ratios are to Logits KD of
 the same precision. Each row runs in a fresh process, so one row's allocations cannot inflate
@@ -35,20 +35,26 @@ SWINIR = dict(type='SwinIR', upscale=4, in_chans=3, img_size=48, window_size=8, 
 PRESETS = {
     'spec': dict(student=dict(SWINIR, depths=[6] * 4, embed_dim=60, num_heads=[6] * 4),
                  teacher=dict(SWINIR, depths=[6] * 6, embed_dim=180, num_heads=[6] * 6),
-                 vqgan=dict(type='VQGANEncoder'), batch=16, lq_size=48, negatives=5),
+                 vqgan=dict(type='VQGANEncoder'), batch=16, lq_size=48, negatives=5,
+                 taps=(['conv_first', 'layers.1', 'layers.3', 'conv_after_body'],
+                       ['conv_first', 'layers.2', 'layers.5', 'conv_after_body'])),
     'cpu': dict(student=dict(SWINIR, img_size=16, depths=[2, 2], embed_dim=24, num_heads=[2, 2]),
                 teacher=dict(SWINIR, img_size=16, depths=[2, 2, 2], embed_dim=48, num_heads=[2, 2, 2]),
                 vqgan=dict(type='VQGANEncoder', ch=32, num_res_blocks=1, z_channels=64, embed_dim=64, n_embed=256),
-                batch=4, lq_size=16, negatives=5),
+                batch=4, lq_size=16, negatives=5, taps=(['conv_first', 'layers.1'], ['conv_first', 'layers.2'])),
 }
 TERMS = {
     'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
     'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1},
     'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001},
     'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
+    'feature_opt': {'type': 'L1Loss', 'loss_weight': 10.0},  # with the preset's taps
+    'upcycling_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': False, 'prob': 0.3},
 }
 DCKD_TERMS = ('kd_opt', 'contrastive_opt', 'distribution_opt')
-BASE_ROWS = {'scratch': (), 'Logits KD': ('kd_opt', ), 'DCKD': DCKD_TERMS, 'DCKD + LCR': DCKD_TERMS + ('lcr_opt', )}
+BASE_ROWS = {'scratch': (), 'Logits KD': ('kd_opt', ), 'FAKD': ('kd_opt', 'feature_opt'),
+             'DUKD': ('kd_opt', 'upcycling_opt'), 'DCKD': DCKD_TERMS, 'DCKD + LCR': DCKD_TERMS + ('lcr_opt', ),
+             'DCKD*': DCKD_TERMS + ('lcr_opt', 'upcycling_opt')}
 ABLATIONS = {  # row name suffix -> (train options, top-level options)
     'VQGAN activations kept': ({'vqgan_recompute': False}, {}),
     'frozen nets compiled': ({'compile_frozen': True}, {}),
@@ -85,6 +91,9 @@ def build_model(preset, spec, device, folder):
     from dckd_models.reference_step import reference_feature_losses
 
     paths = {key: os.path.join(folder, f'{key}.pth') for key in ('teacher', 'vqgan')}
+    terms = {t: dict(TERMS[t]) for t in spec['terms']}
+    if 'feature_opt' in terms:
+        terms['feature_opt'].update(student_taps=preset['taps'][0], teacher_taps=preset['taps'][1])
     opt = {
         'name': 'benchmark', 'model_type': 'DCKDModel', 'logger': {'save_checkpoint_freq': 10**6}, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'manual_seed': 0,
         'num_gpu': 1 if device == 'cuda' else 0, 'scale': 4,
@@ -95,7 +104,7 @@ def build_model(preset, spec, device, folder):
         'train': {'ema_decay': 0.999, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'betas': [0.9, 0.99]},
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5}, 'total_iter': 10**6,
                   'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'precision': spec['precision'],
-                  'negatives': {'num': preset['negatives']}, **{t: dict(TERMS[t]) for t in spec['terms']},
+                  'negatives': {'num': preset['negatives']}, **terms,
                   **spec.get('train', {})},
         **spec.get('top', {}),
     }

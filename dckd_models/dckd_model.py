@@ -69,11 +69,11 @@ class DCKDModel(KDModel):
 
     # ----- training step ---------------------------------------------------------------------
 
-    def compute_losses(self):
-        losses = super().compute_losses()
+    def compute_losses(self, step):
+        losses = super().compute_losses(step)
         if self.cri_dcl or self.cri_ce:
             negatives = self.history_negatives() if self.cri_dcl else None
-            losses.update(self.feature_losses(self.output, self.output_t, negatives))
+            losses.update(self.feature_losses(step.output, step.teacher(), negatives))
         return losses
 
     def feature_losses(self, output, output_t, negatives):

@@ -1,4 +1,5 @@
-"""KDModel: BasicSR's SRModel plus a frozen teacher (Logits KD and label consistency)."""
+"""KDModel: BasicSR's SRModel plus a frozen teacher and the distillation terms."""
+import contextlib
 import os
 from collections import OrderedDict
 
@@ -13,12 +14,13 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
 from dckd_arch.fused_attention import use_fused_attention
 from dckd_arch.padding import pad_to_multiple
-from . import label_consistency as lcr
 from dckd.schema import config
 from .frozen import build, check_detected, checkpoint_source, freeze, load_teacher
 from .resumable import ResumableTraining
 from .options import import_modules, is_rewritten_by_resume, needs_teacher, parse_training_options
 from .schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
+from .taps import FeatureTaps, check_module_names
+from .terms import Step, build_terms
 
 
 def build_optional_loss(component):
@@ -32,11 +34,11 @@ class TrainingStopped(RuntimeError):
 
 @register(MODEL_REGISTRY)
 class KDModel(ResumableTraining, SRModel):
-    """Student `network_g` trained with its usual losses plus, each optional:
-
-    - `train.kd_opt`: Logits KD, a loss between student and teacher outputs (l_kd);
-    - `train.lcr_opt`: label consistency, a loss between S(x) and A^-1(T(A(x))) (l_lcr), with
-      `prob` (default 0.5) for each random transform.
+    """Student `network_g` trained with its usual losses plus the distillation terms its
+    `train.*_opt` options switch on (dckd_models/terms: Logits KD, label consistency, FAKD, DUKD).
+    Each step, the terms add the inputs they need; the student and the teacher run once per input
+    size over all of them, features of tapped modules recorded by forward hooks; the losses of the
+    terms are summed.
 
     `train.precision: bfloat16` runs the networks' forward passes under bfloat16 autocast (the
     student's weights, gradients and optimizer stay float32) and every loss in float32; the
@@ -70,9 +72,7 @@ class KDModel(ResumableTraining, SRModel):
 
     def init_training_settings(self):
         train = self.options.train
-        self.cri_kd = build_optional_loss(train.kd_opt)
-        self.cri_lcr = build_optional_loss(train.lcr_opt)
-        self.lcr_prob = train.lcr_opt.prob if train.lcr_opt else None
+        self.terms = build_terms(train, self)
         self.mixed_precision = train.precision == 'bfloat16'
         self.progressive = ProgressivePatches(train.progressive) if train.progressive else None
         self.frozen_sources = {}
@@ -84,6 +84,16 @@ class KDModel(ResumableTraining, SRModel):
         if needs_teacher(train):
             self.net_t = self.build_frozen('network_t', self.load_teacher)
         super().init_training_settings()
+        self.taps = {role: self.tap(role, network) for role, network in (('student', 'net_g'), ('teacher', 'net_t'))}
+
+    def tap(self, role, network):
+        """FeatureTaps on the modules the terms read of the student or the teacher."""
+        names = [name for term in self.terms for name in term.taps()[role]]
+        if not names:
+            return None
+        net = self.get_bare_model(getattr(self, network))
+        check_module_names(net, names, f'train: the {role} taps')
+        return FeatureTaps(net, names)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """Any torch.optim optimizer by name (BasicSR 1.4.2 knows only Adam; NAFNet and Restormer
@@ -170,10 +180,9 @@ class KDModel(ResumableTraining, SRModel):
         if self.progressive:
             self.lq, self.gt = self.progressive.crop(self.lq, self.gt, current_iter, self.opt.get('scale', 1), self.rng)
         self.optimizer_g.zero_grad()
-        with self.autocast():
-            self.output = self.net_g(self.lq)
-        self.output = self.output.float()
-        losses = self.compute_losses()
+        step = self.run_step()
+        self.output = step.output
+        losses = self.compute_losses(step)
         self.stop_unless_finite(losses, current_iter)
         sum(losses.values()).backward()
         self.optimizer_g.step()
@@ -182,20 +191,48 @@ class KDModel(ResumableTraining, SRModel):
             self.model_ema(decay=self.ema_decay)
         self.after_step(current_iter)
 
-    def compute_losses(self):
-        """All enabled terms of this step, by log name; sets `self.output_t` when a teacher runs."""
+    def run_step(self):
+        """This step's inputs, drawn by the terms, and the student's and the teacher's passes over them."""
+        step = Step(self.lq, self.gt, teacher=hasattr(self, 'net_t'))
+        for term in self.terms:
+            term.add_inputs(step, self.rng)
+        step.outputs['student'], step.features['student'] = self.run_network(self.net_g, step.inputs['student'],
+                                                                             self.taps['student'])
+        if step.inputs['teacher']:
+            with torch.no_grad():
+                step.outputs['teacher'], step.features['teacher'] = self.run_network(
+                    self.net_t, step.inputs['teacher'], self.taps['teacher'])
+        return step
+
+    def run_network(self, net, inputs, taps):
+        """`net` over the named batches, one pass per input size (batches of a size concatenated in
+        order), under the precision option: float32 outputs by name, and the tapped features of the
+        'main' batch by module name."""
+        groups = {}
+        for name, images in inputs.items():
+            groups.setdefault(tuple(images.shape[1:]), []).append(name)
+        outputs, features = {}, {}
+        for names in groups.values():
+            sizes = [len(inputs[name]) for name in names]
+            with self.autocast(), taps.recording() if taps else contextlib.nullcontext({}) as recorded:
+                output = net(torch.cat([inputs[name] for name in names]) if len(names) > 1 else inputs[names[0]])
+            outputs.update(zip(names, output.float().split(sizes)))
+            if 'main' in names:
+                start = sum(sizes[:names.index('main')])
+                features = {module: passes[0][start:start + sizes[names.index('main')]]
+                            for module, passes in recorded.items()}
+        return outputs, features
+
+    def compute_losses(self, step):
+        """Every enabled loss of this step, by log name."""
         losses = OrderedDict()
         if self.cri_pix:
-            losses['l_pix'] = self.cri_pix(self.output, self.gt)
+            losses['l_pix'] = self.cri_pix(step.output, step.gt)
         if self.cri_perceptual:
-            percep, style = self.cri_perceptual(self.output, self.gt)
+            percep, style = self.cri_perceptual(step.output, step.gt)
             losses.update({k: v for k, v in (('l_percep', percep), ('l_style', style)) if v is not None})
-        if hasattr(self, 'net_t'):
-            self.output_t, lcr_target = self.run_teacher()
-            if self.cri_kd:
-                losses['l_kd'] = self.cri_kd(self.output, self.output_t)
-            if self.cri_lcr:
-                losses['l_lcr'] = self.cri_lcr(self.output, lcr_target)
+        for term in self.terms:
+            losses.update(term.losses(step))
         return losses
 
     def stop_unless_finite(self, losses, current_iter):
@@ -224,18 +261,6 @@ class KDModel(ResumableTraining, SRModel):
                    f'spread it into the student. {then}')
         get_root_logger().error(message)
         raise TrainingStopped(message)
-
-    @torch.no_grad()
-    def run_teacher(self):
-        """T(x) and, with LCR on, A^-1(T(A(x))), from one teacher pass over both inputs."""
-        if not self.cri_lcr:
-            with self.autocast():
-                return self.net_t(self.lq).float(), None
-        chosen = lcr.draw_transforms(self.lq.shape[0], self.lcr_prob, self.rng)
-        with self.autocast():
-            both = self.net_t(torch.cat([self.lq, lcr.apply_transforms(self.lq, chosen)]))
-        plain, transformed = both.float().chunk(2)
-        return plain, lcr.invert_transforms(transformed, chosen)
 
     def after_step(self, current_iter):
         """Hook after the optimizer and EMA updates."""

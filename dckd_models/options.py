@@ -99,6 +99,17 @@ LOSS = Component("loss in BasicSR's LOSS_REGISTRY", _registered(LOSS_REGISTRY), 
 LCR_LOSS = Component(LOSS.what, LOSS.lookup, LOSS.known, common=LOSS_WEIGHT,
                      extras={'prob': Option(Float(0, 1), 0.5, 'probability of each transform of A')})
 
+FEATURE_LOSS = Component(LOSS.what, LOSS.lookup, LOSS.known, common=LOSS_WEIGHT, extras={
+    'student_taps': Option(List(Text(), min_length=1), REQUIRED, "student modules whose outputs are compared "
+                           "(paths of named_modules(), e.g. RCAN's body.2, SwinIR's layers.1)"),
+    'teacher_taps': Option(List(Text(), min_length=1), REQUIRED, 'teacher modules, one per student tap'),
+})
+UPCYCLING_LOSS = Component(LOSS.what, LOSS.lookup, LOSS.known, common=LOSS_WEIGHT, extras={
+    'zoom_in': Option(Int(0), 1, 'zoom-in tiles per image: LR-sized tiles of the ground truth, labelled by the teacher'),
+    'zoom_out': Option(Bool(), False, 'also the LR input downscaled by the scale, against the LR input and the teacher'),
+    'prob': Option(Float(0, 1), 0.3, "probability of each of LCR's transforms on a zoom-in tile"),
+})
+
 HISTORY = Section({
     'source': Option(Choice('ema', 'student'), 'ema', 'what H moves towards: the EMA student (released code) or the '
                      "student (the paper's formula)"),
@@ -188,6 +199,10 @@ TRAIN = Section({
     # dckd's terms
     'kd_opt': Option(Optional(LOSS), None, 'Logits KD: loss between S(x) and T(x) → l_kd'),
     'lcr_opt': Option(Optional(LCR_LOSS), None, 'label consistency: loss between S(x) and A⁻¹(T(A(x))) → l_lcr'),
+    'feature_opt': Option(Optional(FEATURE_LOSS), None, 'FAKD: loss between spatial affinities of tapped student '
+                          'and teacher features → l_fakd'),
+    'upcycling_opt': Option(Optional(UPCYCLING_LOSS), None, 'DUKD: zoom-in tiles of the ground truth (and zoom-out '
+                            'inputs) labelled by the teacher → l_zoom_in, l_zoom_out_pix, l_zoom_out_kd'),
     'contrastive_opt': Option(Optional(LOSS), None, 'DCR: DynamicContrastiveLoss → l_dcl'),
     'distribution_opt': Option(Optional(LOSS), None, 'DMM: DistributionMappingLoss → l_ce'),
     'history': Option(HISTORY, {}, 'history model H of the dynamic negatives (with contrastive_opt)'),
@@ -298,7 +313,7 @@ BASICSR_TOP_KEYS = ('is_train', 'dist', 'rank', 'world_size', 'root_path', 'auto
                     'poisson_scale_range', 'poisson_scale_range2', 'resize_prob', 'resize_prob2', 'resize_range',
                     'resize_range2', 'second_blur_prob')
 
-TEACHER_TERMS = ('kd_opt', 'lcr_opt', 'contrastive_opt', 'distribution_opt')
+TEACHER_TERMS = ('kd_opt', 'lcr_opt', 'feature_opt', 'upcycling_opt', 'contrastive_opt', 'distribution_opt')
 VQGAN_TERMS = ('contrastive_opt', 'distribution_opt')
 
 
@@ -400,6 +415,12 @@ def _check_run(parsed, path):
         if len(weights if weights is not None else PAPER_LEVEL_WEIGHTS) != levels:
             raise OptionError(f'train.contrastive_opt.level_weights {given}, but network_vqgan gives {levels} feature '
                               f'levels (one per ch_mult entry): give {levels} weights.')
+    if train.feature_opt and len(train.feature_opt.student_taps) != len(train.feature_opt.teacher_taps):
+        raise OptionError(f'train.feature_opt pairs student_taps with teacher_taps: give as many of each, got '
+                          f'{train.feature_opt.student_taps} and {train.feature_opt.teacher_taps}')
+    if train.upcycling_opt and parsed.scale == 1:
+        raise OptionError('train.upcycling_opt (DUKD) needs scale > 1: its zoom-in tiles are LR-sized tiles of the '
+                          'ground truth.')
     if train.progressive:
         _check_progressive(parsed)
     _check_scales(parsed)
@@ -474,13 +495,14 @@ def parse_training_options(opt, check_files=True):
 # what dckd adds to a BasicSR options file (the rest of TRAINING is BasicSR's own keys, typed)
 DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 'path.pretrain_network_t',
              'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
-             'train.contrastive_opt', 'train.distribution_opt', 'train.history', 'train.negatives',
-             'train.progressive', 'train.teacher_check', 'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute',
-             'train.compile_frozen')
+             'train.feature_opt', 'train.upcycling_opt', 'train.contrastive_opt', 'train.distribution_opt',
+             'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check', 'train.precision',
+             'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
                    'network_t': (ARCH, 'PretrainedModel'), 'network_vqgan': (ARCH, 'VQGANEncoder'),
-                   'train.lcr_opt': (LCR_LOSS, None)}
+                   'train.lcr_opt': (LCR_LOSS, None), 'train.feature_opt': (FEATURE_LOSS, None),
+                   'train.upcycling_opt': (UPCYCLING_LOSS, None)}
 
 
 def _shown_default(value):

@@ -19,6 +19,7 @@ from .kd_model import KDModel
 from .options import VQGAN_TERMS, is_rewritten_by_resume, needs_teacher, parse_training_options
 
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
+             'feature_opt': 'l_fakd', 'upcycling_opt': 'l_zoom_*',
              'contrastive_opt': 'l_dcl', 'distribution_opt': 'l_ce'}
 PADDING_DATASETS = ('PaddedPairedImageDataset', )  # pad images smaller than the patch
 

@@ -104,8 +104,8 @@ def test_path(pair, scale):
 
 
 def methods(table, pair):
-    """The methods a pair is trained with: every one of METHODS unless the row names some."""
-    return pair.get('methods', tuple(table.METHODS))
+    """The methods a pair is trained with: its row's, else the table's DEFAULT_METHODS."""
+    return pair.get('methods', table.DEFAULT_METHODS)
 
 
 def datasets(task, phase, count=None):
@@ -153,7 +153,7 @@ def training_file(table, method_name, pair, scale):
         **pair.get('recipe', task.get('recipe', {})),
         'warmup_iter': C(-1, inline='no warm-up'),
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
-        **method['terms'],
+        **(method['terms'](pair) if callable(method['terms']) else method['terms']),
     }
     opt['val'] = {'val_freq': 5000, 'save_img': False, 'metrics': task['metrics']}
     opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True}

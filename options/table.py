@@ -138,6 +138,10 @@ RESTORMER_STUDENT_NOTE = ('Student: dim 24, 22 blocks. The paper publishes only 
 
 # ----- the pairs: one row each --------------------------------------------------------------------
 
+# which METHODS a pair is trained with (its 'methods'; DEFAULT_METHODS when it names none)
+DEFAULT_METHODS = SR_METHODS = ('dckd', 'logits', 'scratch', 'fakd', 'dukd')
+RESTORATION_METHODS = ('dckd', 'logits', 'scratch')
+
 SWINIR_M = {
     'teacher': lambda s: swinir(s, 180, 6),
     'teacher_note': 'Teacher: SwinIR-M, the official classical-SR model trained on DIV2K with 48x48 LR patches '
@@ -146,6 +150,9 @@ SWINIR_M = {
     'teacher_file_note': 'official SwinIR release (JingyunLiang/SwinIR), weights under "params"',
     'fused_attention': True,
     'patch_note': 'LR patch 48 = 6 windows of 8',
+    # FAKD: the first conv, two RSTBs at matching depth, the conv after the body
+    'taps': (['conv_first', 'layers.1', 'layers.3', 'conv_after_body'],
+             ['conv_first', 'layers.2', 'layers.5', 'conv_after_body']),
 }
 EDSR_L = {
     'teacher': lambda s: edsr(s, 256, 32, 0.1),
@@ -155,13 +162,17 @@ EDSR_L = {
         2: 'EDSR_Lx2_f256b32_DIV2K_official-be38e77d.pth', 3: 'EDSR_Lx3_f256b32_DIV2K_official-3660f70d.pth',
         4: 'EDSR_Lx4_f256b32_DIV2K_official-76ee1c8f.pth'}[s],
     'teacher_file_note': 'BasicSR\'s released EDSR-L (XPixelGroup/BasicSR model zoo), weights under "params"',
+    # FAKD: the positions of the DUKD authors' EDSR configs (conv_first, blocks 10 and 21, conv_after_body)
+    'taps': (['conv_first', 'body.10', 'body.21', 'conv_after_body'],
+             ['conv_first', 'body.10', 'body.21', 'conv_after_body']),
 }
 
 PAIRS = [
     {**SWINIR_M, 'name': 'swinir', 'family': 'swinir', 'title': 'SwinIR', 'task': sr_task, 'scales': (2, 3, 4),
      'summary': 'SwinIR-M (embed 180, 6 RSTB x depth 6) -> SwinIR (embed 60, 4 RSTB x depth 6); 11.9M -> 1.2M at x4.',
      'student': lambda s: swinir(s, 60, 4),
-     'student_note': "Student: the compact SwinIR of the paper's Table 1 (window 8 and img_size 48 as the teacher)."},
+     'student_note': "Student: the compact SwinIR of the paper's Table 1 (window 8 and img_size 48 as the teacher).",
+     'methods': SR_METHODS + ('dckdstar', )},
     {**SWINIR_M, 'name': 'swinir_light', 'family': 'swinir', 'title': 'SwinIR-light', 'task': sr_task,
      'scales': (2, 3, 4), 'paper': False,
      'summary': 'SwinIR-M (embed 180, 6 RSTB) -> SwinIR-light (embed 60, 4 RSTB, pixelshuffledirect); 11.9M -> 0.9M '
@@ -190,7 +201,10 @@ PAIRS = [
      'teacher_file': lambda s: f'experiments/pretrained_models/RCAN/RCAN_BIX{s}_basicsr.pth',
      'teacher_file_note': 'the official RCAN_BIX*.pt converted to BasicSR\'s RCAN layout (keys renamed, the '
                           'mean-shift layers dropped: img_range/rgb_mean do their work) and saved under "params"',
-     'patch_note': 'LR patch 48, as for SwinIR'},
+     'patch_note': 'LR patch 48, as for SwinIR', 'methods': SR_METHODS + ('dckdstar', ),
+     # FAKD: the positions of the DUKD authors' RCAN configs (conv_first, groups 2 and 6, conv_after_body)
+     'taps': (['conv_first', 'body.2', 'body.6', 'conv_after_body'],
+              ['conv_first', 'body.2', 'body.6', 'conv_after_body'])},
     {**EDSR_L, 'name': 'edsr', 'family': 'edsr', 'title': 'EDSR', 'task': sr_task, 'scales': (2, 3, 4),
      'summary': 'EDSR-L (256 ch, 32 blocks) -> EDSR (64 ch, 32 blocks); 43.1M -> 2.7M at x4.',
      'student': lambda s: edsr(s, 64, 32, 1),
@@ -202,7 +216,9 @@ PAIRS = [
                 'paper: the baseline EDSR as the student.',
      'student': lambda s: edsr(s, 64, 16, 1),
      'student_note': "Student: EDSR-baseline, the layout of BasicSR's EDSR_Mx*_f64b16_DIV2K_official zoo files (64 ch, "
-                     '16 blocks, no residual scaling), trained here from scratch.'},
+                     '16 blocks, no residual scaling), trained here from scratch.',
+     'taps': (['conv_first', 'body.5', 'body.10', 'conv_after_body'],
+              ['conv_first', 'body.10', 'body.21', 'conv_after_body'])},
     {'name': 'nafnet_gopro', 'family': 'nafnet', 'title': 'NAFNet', 'task': lambda s: gopro_task(
         256, 32, 'NAFNet: 4 per GPU on 8 GPUs'), 'scales': (1, ), 'recipe': NAFNET_RECIPE,
      'student': lambda s: nafnet(16, [1, 1, 1, 14]),
@@ -210,19 +226,22 @@ PAIRS = [
                      "encoder's deepest stage of the teacher, width halved) gives 2.68M parameters.",
      'teacher': lambda s: nafnet(32, [1, 1, 1, 28]), 'teacher_note': 'Teacher: NAFNet-GoPro-width32.',
      'teacher_file': lambda s: 'experiments/pretrained_models/NAFNet/NAFNet-GoPro-width32.pth',
-     'teacher_file_note': 'NAFNet-GoPro-width32.pth (megvii-research/NAFNet), weights under "params"'},
+     'teacher_file_note': 'NAFNet-GoPro-width32.pth (megvii-research/NAFNet), weights under "params"',
+     'methods': RESTORATION_METHODS},
     {'name': 'restormer_gopro', 'family': 'restormer', 'title': 'Restormer', 'task': lambda s: gopro_task(
         384, 8, 'the largest stage of the progressive schedule below'), 'scales': (1, ), 'recipe': RESTORMER_RECIPE,
      'student': lambda s: restormer(24, [2, 3, 3, 4], 2), 'student_note': RESTORMER_STUDENT_NOTE,
      'teacher': lambda s: restormer(48, [4, 6, 6, 8], 4), 'teacher_note': 'Teacher: Restormer (motion deblurring).',
      'teacher_file': lambda s: 'experiments/pretrained_models/Restormer/motion_deblurring.pth',
-     'teacher_file_note': 'motion_deblurring.pth (swz30/Restormer), weights under "params"'},
+     'teacher_file_note': 'motion_deblurring.pth (swz30/Restormer), weights under "params"',
+     'methods': RESTORATION_METHODS},
     {'name': 'restormer_rain13k', 'family': 'restormer', 'title': 'Restormer', 'task': lambda s: rain13k_task(),
      'scales': (1, ), 'recipe': RESTORMER_RECIPE,
      'student': lambda s: restormer(24, [2, 3, 3, 4], 2), 'student_note': RESTORMER_STUDENT_NOTE,
      'teacher': lambda s: restormer(48, [4, 6, 6, 8], 4), 'teacher_note': 'Teacher: Restormer (deraining).',
      'teacher_file': lambda s: 'experiments/pretrained_models/Restormer/deraining.pth',
-     'teacher_file_note': 'deraining.pth (swz30/Restormer), weights under "params"'},
+     'teacher_file_note': 'deraining.pth (swz30/Restormer), weights under "params"',
+     'methods': RESTORATION_METHODS},
 ]
 
 # ----- the methods: which terms each training file switches on -----------------------------------
@@ -253,6 +272,22 @@ COST = {
     'frozen_chunk': None, 'vqgan_recompute': True, 'compile_frozen': False,
 }
 
+FAKD_NOTE = ('FAKD (He et al., ICIP 2020): L1 between the spatial affinity matrices of tapped student and '
+             "teacher features, weight 10, with Logits KD, as the DUKD authors' FAKD configs; their code's feature "
+             'loss cuts the graph, ours trains')
+UPCYCLING = C({'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': False, 'prob': 0.3},
+              'DUKD (arXiv 2309.14162): one zoom-in tile per image (an LR-sized tile of the ground truth, labelled '
+              "by the teacher), LCR transforms on it with probability 0.3, no zoom-out: the authors' released configs")
+LCR_ON = {'lcr_opt': C({'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5}, inline='label consistency')}
+
+
+def fakd_terms(pair):
+    student_taps, teacher_taps = pair['taps']
+    return {'kd_opt': PAPER_TERMS['kd_opt'],
+            'feature_opt': C({'type': 'L1Loss', 'loss_weight': 10.0, 'student_taps': student_taps,
+                              'teacher_taps': teacher_taps}, FAKD_NOTE)}
+
+
 METHODS = {
     'dckd': {'title': 'DCKD: L1 + Logits KD + dynamic contrastive regularization (DCR) + distribution mapping (DMM).',
              'teacher': True, 'vqgan': True, 'terms': {**PAPER_TERMS, **LCR_OFF, **COST}},
@@ -261,7 +296,16 @@ METHODS = {
     'scratch': {'title': 'Student from scratch: L1 to the ground truth only (DCKDModel with every teacher term off, '
                          'so the three runs share one model and differ only in their losses).',
                 'teacher': False, 'vqgan': False, 'terms': {}},
+    'fakd': {'title': 'FAKD baseline: L1 + Logits KD + feature-affinity KD at tapped modules.',
+             'teacher': True, 'vqgan': False, 'terms': fakd_terms},
+    'dukd': {'title': 'DUKD baseline: L1 + Logits KD + data upcycling (zoom-in tiles of the ground truth labelled '
+                      'by the teacher).',
+             'teacher': True, 'vqgan': False, 'terms': {'kd_opt': PAPER_TERMS['kd_opt'], 'upcycling_opt': UPCYCLING}},
+    'dckdstar': {'title': "DCKD*: DCKD + DUKD's data upcycling + label consistency, the paper's best row (x4).",
+                 'teacher': True, 'vqgan': True,
+                 'terms': {**PAPER_TERMS, **LCR_ON, 'upcycling_opt': UPCYCLING, **COST}},
 }
+
 
 # ----- the demo (dckd-demo, scripts/demo.sh): a teacher, then three students, shrunk for a CPU ------
 

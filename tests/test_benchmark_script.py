@@ -17,8 +17,9 @@ def test_benchmark_writes_one_row_per_variant_with_ratios_to_logits_kd(tmp_path)
                     '--precisions', 'float32', '--out', str(out)])
     lines = out.read_text().splitlines()
     rows = [line.split(' | ') for line in lines if line.startswith('| ') and 'variant' not in line]
-    assert [row[0][2:] for row in rows] == ['scratch, float32', 'Logits KD, float32', 'DCKD, float32',
-                                           'DCKD, reference path, float32', 'DCKD + LCR, float32']
+    assert [row[0][2:] for row in rows] == ['scratch, float32', 'Logits KD, float32', 'FAKD, float32',
+                                           'DUKD, float32', 'DCKD, float32', 'DCKD, reference path, float32',
+                                           'DCKD + LCR, float32', 'DCKD*, float32']
     logits = rows[1]
     assert logits[2] == '1.00' and logits[4].rstrip(' |') == '1.00'
     assert all(float(row[1]) > 0 and float(row[3]) > 0 for row in rows)
@@ -28,7 +29,7 @@ def test_ablation_and_bfloat16_rows_follow_their_base_rows():
     names = [name for name, _ in dckd_step.rows_to_run(['float32', 'bfloat16'], ablations=True)]
     assert names.index('DCKD, frozen nets compiled, bfloat16') > names.index('DCKD, bfloat16')
     assert 'DCKD, reference path, bfloat16' not in names  # the reference is defined in float32
-    assert len(names) == 2 * (4 + len(dckd_step.ABLATIONS)) + 1
+    assert len(names) == 2 * (len(dckd_step.BASE_ROWS) + len(dckd_step.ABLATIONS)) + 1
 
 
 @pytest.mark.parametrize('limit, start', [(37, 16), (16, 16), (5, 16), (1, 4), (0, 16), (100, 1)])

@@ -38,10 +38,16 @@ def logits_kd_options(workspace, name, train_set, batch):  # noqa: F811
     return opt
 
 
-def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, tmp_path):  # noqa: F811
+FEATURE_TERM = {'type': 'L1Loss', 'loss_weight': 1.0, 'student_taps': ['body.0'], 'teacher_taps': ['body.0']}
+
+
+@pytest.mark.parametrize('terms', [{}, {'feature_opt': FEATURE_TERM}], ids=['Logits KD', 'Logits KD and FAKD'])
+def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, tmp_path, terms):  # noqa: F811
     train_set = paired_lmdbs(str(tmp_path / 'data'), 'train', patch=None, images=four_images())
     runs = {'ddp': logits_kd_options(workspace, 'ddp', train_set, batch=1),
             'single': logits_kd_options(workspace, 'single', train_set, batch=2)}
+    for opt in runs.values():
+        opt['train'].update(terms)
     paths = {}
     for name, opt in runs.items():
         paths[name] = tmp_path / f'{name}.yml'

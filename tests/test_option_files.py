@@ -511,3 +511,47 @@ def test_one_dckd_step_at_scale_1_changes_only_the_student(teacher, student, tmp
     assert not all(torch.equal(v, before[k]) for k, v in model.net_g.state_dict().items())
     negatives = model.history_negatives()
     assert negatives.shape == (3 * 2, 3, 32, 32)
+
+
+# ----- the methods DCKD is compared with, and DCKD* ---------------------------------------------------
+
+
+@pytest.mark.parametrize('arch', ARCHS + NEW_SR)
+def test_fakd_taps_are_modules_of_both_networks_at_the_same_resolution(arch):
+    """Built from the x4 file, each student tap and its teacher tap exist and give affinity
+    matrices of one size on an LR patch (the loss compares them entry by entry)."""
+    from dckd_models.taps import FeatureTaps, check_module_names
+    from dckd_models.terms.feature_affinity import spatial_affinity
+    opt = training_opt('fakd', arch, 4)
+    feature = opt['train']['feature_opt']
+    assert (feature['type'], feature['loss_weight']) == ('L1Loss', 10.0) and 'kd_opt' in opt['train']
+    sizes = []
+    for key, taps in (('network_g', feature['student_taps']), ('network_t', feature['teacher_taps'])):
+        torch.manual_seed(0)
+        net = build_network(copy.deepcopy(opt[key])).eval()
+        check_module_names(net, taps, key)
+        recorder = FeatureTaps(net, taps)
+        with torch.no_grad(), recorder.recording() as recorded:
+            net(torch.rand(1, 3, 16, 16))
+        sizes.append([spatial_affinity(recorded[tap][0]).shape for tap in taps])
+    assert sizes[0] == sizes[1] and all(size == (1, 256, 256) for size in sizes[0])
+
+
+@pytest.mark.parametrize('arch', ARCHS + NEW_SR)
+def test_dukd_is_logits_kd_plus_one_zoom_in_tile_as_released(arch):
+    train = training_opt('dukd', arch, 4)['train']
+    assert train['upcycling_opt'] == {'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': False,
+                                      'prob': 0.3}
+    assert set(train) & set(TEACHER_TERMS + ('upcycling_opt', 'feature_opt')) == {'kd_opt', 'upcycling_opt'}
+
+
+@pytest.mark.parametrize('arch', ['swinir', 'rcan'])
+def test_dckd_star_is_the_dckd_file_plus_upcycling_and_label_consistency(arch, tmp_path):
+    star, dckd = training_opt('dckdstar', arch, 4), training_opt('dckd', arch, 4)
+    added = {k: v for k, v in star['train'].items() if k not in dckd['train']}
+    assert added == {'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
+                     'upcycling_opt': training_opt('dukd', arch, 4)['train']['upcycling_opt']}
+    assert {k: v for k, v in star['train'].items() if k in dckd['train']} == dckd['train']
+    opt, _ = with_placeholder_checkpoints(star, tmp_path)
+    parsed = parse_training_options(opt)
+    assert parsed.train.upcycling_opt.zoom_in == 1 and parsed.train.lcr_opt.prob == 0.5

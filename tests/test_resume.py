@@ -141,6 +141,23 @@ def test_other_models_resume_exactly_too(workspace, sub_images, tmp_path, model)
     assert_same_run(tmp_path, 'straight', 'split', 8, 4, history=False)
 
 
+def test_terms_with_taps_and_random_draws_resume_exactly(workspace, sub_images, tmp_path):  # noqa: F811
+    """FAKD (forward hooks) and DUKD (tiles and transforms drawn from the model's generator)."""
+    def run(name, total):
+        opt = models(options(workspace, sub_images, name, total, 0, None, 1), 'KDModel')
+        opt['train']['feature_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0, 'student_taps': ['conv_first'],
+                                       'teacher_taps': ['conv_first']}
+        opt['train']['upcycling_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': True,
+                                         'prob': 0.5}
+        return opt
+
+    train(tmp_path, run('straight', 8))
+    train(tmp_path, run('split', 4))
+    train(tmp_path, run('split', 8), '--auto_resume')
+    assert_same_run(tmp_path, 'straight', 'split', 8, 4, history=False)
+    assert 'l_fakd' in logged_losses(tmp_path / 'experiments' / 'split')[8]
+
+
 def test_two_gloo_ranks_resume_exactly(workspace, sub_images, tmp_path):  # noqa: F811
     """Each rank restores its own random states (its degradations differ from the other rank's)."""
     per_epoch = 12 // (2 * BATCH)

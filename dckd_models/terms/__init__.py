@@ -1,0 +1,68 @@
+"""Distillation terms: one file and one registration per method.
+
+A term is switched on by its `train.<option>` (a loss component, as BasicSR's `pixel_opt`). It
+declares what it needs by adding named input batches to the step (`add_inputs`: the teacher's
+LCR views, DUKD's zoom-in tiles...) and the module names whose features it reads (`taps`); the
+model runs each network once per input size over everything the terms asked for, taps the
+features with forward hooks, and calls each term's `losses(step)`, which returns named losses
+(log keys `l_*`). Terms run in TERMS order, so their random draws come in a fixed order.
+"""
+from basicsr.losses import build_loss
+from basicsr.utils.registry import Registry
+from dckd.schema import config
+
+TERM_REGISTRY = Registry('term')
+
+
+class Step:
+    """One training step: named LR batches per network (`inputs['student'|'teacher']`), and what the
+    networks made of them (`outputs`, and `features` of the tapped modules on the 'main' batch,
+    which is `lq`), and what each term drew at random (`drawn`). The student's 'main' output is
+    `output`."""
+
+    def __init__(self, lq, gt, teacher):
+        self.lq, self.gt = lq, gt
+        self.inputs = {'student': {'main': lq}, 'teacher': {'main': lq} if teacher else {}}
+        self.outputs = {'student': {}, 'teacher': {}}
+        self.features = {'student': {}, 'teacher': {}}
+        self.drawn = {}  # what the terms drew for this step, by term
+
+    @property
+    def output(self):
+        return self.outputs['student']['main']
+
+    def teacher(self, name='main'):
+        return self.outputs['teacher'][name]
+
+
+class Term:
+    """Base of the terms (see module doc). `component` is the parsed `train.<option>`."""
+    option = None  # the train option that switches the term on
+    needs_teacher = True
+
+    def __init__(self, component, model):
+        self.component = component
+        self.criterion = build_loss(config(component))
+
+    def taps(self):
+        """{'student': [module names], 'teacher': [...]} whose features `losses` reads."""
+        return {'student': [], 'teacher': []}
+
+    def add_inputs(self, step, generator):
+        """Add the batches this term needs to `step.inputs` (the teacher's 'main' is added for it)."""
+
+    def losses(self, step):
+        raise NotImplementedError
+
+
+def term_classes():
+    """Every registered term, in the order they run."""
+    return [cls for _, cls in TERM_REGISTRY]
+
+
+def build_terms(train, model):
+    """The terms `train` (parsed options) switches on."""
+    return [cls(getattr(train, cls.option), model) for cls in term_classes() if getattr(train, cls.option)]
+
+
+from . import logits, label_consistency, feature_affinity, upcycling  # noqa: E402,F401  (registration, in order)

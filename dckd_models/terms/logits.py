@@ -1,0 +1,12 @@
+"""Logits KD: a loss between the student's and the teacher's outputs on the same input."""
+from dckd.registry import register
+from . import TERM_REGISTRY, Term
+
+
+@register(TERM_REGISTRY)
+class LogitsKD(Term):
+    """`train.kd_opt` -> l_kd = loss(S(x), T(x))."""
+    option = 'kd_opt'
+
+    def losses(self, step):
+        return {'l_kd': self.criterion(step.output, step.teacher())}
