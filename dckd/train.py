@@ -231,7 +231,7 @@ def main(argv=None):
     from dckd.registration import register_all
     register_all()
     from dckd.schema import OptionError
-    from dckd_models.kd_model import TrainingStopped
+    from dckd_models.restoration_model import TrainingStopped
 
     if seen.opt is None:
         sys.exit('dckd-train: error: -opt OPTIONS.yml is required')

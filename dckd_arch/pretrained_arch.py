@@ -11,7 +11,6 @@ and channels is the model's job (dckd_models/frozen.py).
 """
 import warnings
 
-import torch
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY

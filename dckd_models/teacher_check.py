@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from basicsr.metrics.psnr_ssim import calculate_psnr_pt
 from dckd import random_states
 from dckd_arch.padding import pad_to_multiple
-from .kd_model import TrainingStopped
+from .restoration_model import TrainingStopped
 
 MARGIN_DB = 0.5  # a teacher this far below the baseline stops the run
 

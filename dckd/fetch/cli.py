@@ -13,7 +13,6 @@ strict load into the network the options build. Files no script can fetch are li
 page and the path to put them in; run dckd-fetch again to verify them there.
 """
 import argparse
-import os
 import sys
 
 from dckd.schema import OptionError
