@@ -89,6 +89,7 @@ def write_checkpoints(preset, folder):
 def build_model(preset, spec, device, folder):
     from dckd_models import DCKDModel
     from dckd_models.reference_step import reference_feature_losses
+    from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 
     paths = {key: os.path.join(folder, f'{key}.pth') for key in ('teacher', 'vqgan')}
     terms = {t: dict(TERMS[t]) for t in spec['terms']}
@@ -110,7 +111,8 @@ def build_model(preset, spec, device, folder):
     }
     model = DCKDModel(opt)
     if spec.get('reference'):
-        model.feature_losses = lambda *a: reference_feature_losses(model, *a)
+        term = model.term(DynamicContrastiveKD)
+        term.feature_losses = lambda *a: reference_feature_losses(term, *a)
     return model
 
 

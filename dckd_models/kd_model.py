@@ -4,11 +4,9 @@ from collections import OrderedDict
 
 import torch
 
-from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
-from dckd.schema import config
 from .frozen import build, check_detected, checkpoint_source, freeze, load_teacher
 from .options import is_rewritten_by_resume, needs_teacher
 from .restoration_model import RestorationModel
@@ -17,15 +15,10 @@ from .taps import FeatureTaps, check_module_names
 from .terms import Step, build_terms
 
 
-def build_optional_loss(component):
-    """The loss a parsed `train.*_opt` describes, or None when the term is off."""
-    return build_loss(config(component)) if component else None
-
-
 @register(MODEL_REGISTRY)
 class KDModel(RestorationModel):
     """Student `network_g` trained with its usual losses plus the distillation terms its
-    `train.*_opt` options switch on (dckd_models/terms: Logits KD, label consistency, FAKD, DUKD).
+    `train.*_opt` options switch on (dckd_models/terms: Logits KD, label consistency, FAKD, DUKD, DCKD's DCR and DMM).
     Each step, the terms add the inputs they need; the student and the teacher run once per input
     size over all of them, features of tapped modules recorded by forward hooks; the losses of the
     terms are summed.
@@ -47,7 +40,6 @@ class KDModel(RestorationModel):
 
     def init_training_settings(self):
         train = self.options.train
-        self.terms = build_terms(train, self)
         self.progressive = ProgressivePatches(train.progressive) if train.progressive else None
         self.frozen_sources = {}
         self.deferred_networks = []
@@ -58,7 +50,12 @@ class KDModel(RestorationModel):
         if needs_teacher(train):
             self.net_t = self.build_frozen('network_t', self.load_teacher)
         super().init_training_settings()
+        self.terms = build_terms(train, self)  # after the EMA student: DCKD's history model starts from it
         self.taps = {role: self.tap(role, network) for role, network in (('student', 'net_g'), ('teacher', 'net_t'))}
+
+    def term(self, cls):
+        """The enabled term of class `cls`, or None."""
+        return next((term for term in self.terms if isinstance(term, cls)), None)
 
     def tap(self, role, network):
         """FeatureTaps on the modules the terms read of the student or the teacher."""
@@ -69,11 +66,19 @@ class KDModel(RestorationModel):
         check_module_names(net, names, f'train: the {role} taps')
         return FeatureTaps(net, names)
 
-
     def frozen_networks(self):
         """Networks that only run forward passes on the student's behalf."""
-        return [self.net_t] if hasattr(self, 'net_t') else []
+        return ([self.net_t] if hasattr(self, 'net_t') else []) + [n for t in self.terms for n in t.frozen_networks()]
 
+    def replicated_networks(self):
+        networks = super().replicated_networks()
+        for term in self.terms:
+            networks.update(term.replicated_networks())
+        return networks
+
+    def save_extra_networks(self, current_iter):
+        for term in self.terms:
+            term.save(current_iter)
 
     def generators(self):
         return {'model': self.rng}
@@ -163,7 +168,9 @@ class KDModel(RestorationModel):
 
 
     def after_step(self, current_iter):
-        """Hook after the optimizer and EMA updates."""
+        """After the optimizer and EMA updates."""
+        for term in self.terms:
+            term.after_step(current_iter)
 
 
     # ----- checkpoints -----------------------------------------------------------------------
@@ -186,3 +193,5 @@ class KDModel(RestorationModel):
                 load(net, source)
             self.frozen_sources[network_key] = source
         self.deferred_networks = []
+        for term in self.terms:
+            term.resume(resume_state)

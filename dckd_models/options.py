@@ -394,9 +394,6 @@ def _check_run(parsed, path):
         raise OptionError('train.pixel_opt is missing: the student needs a loss to the ground truth '
                           '(e.g. pixel_opt: {type: L1Loss, loss_weight: 1.0}).')
     vqgan_terms = [term for term in VQGAN_TERMS if getattr(train, term)]
-    if vqgan_terms and not hasattr(model, 'feature_losses'):
-        raise OptionError(f'train.{vqgan_terms[0]} is a DCKD term: set model_type: DCKDModel '
-                          f'(model_type {parsed.model_type} would ignore it).')
     if needs_teacher(train):
         if parsed.network_t is None:
             terms = ', '.join(t for t in TEACHER_TERMS if getattr(train, t))
@@ -429,7 +426,7 @@ def _check_run(parsed, path):
 
 TRAINING = Section({
     'name': Option(Text(), REQUIRED, 'the experiment: experiments/<name>/'),
-    'model_type': Option(Text(), REQUIRED, 'KDModel (Logits KD, LCR) or DCKDModel (all terms)'),
+    'model_type': Option(Text(), REQUIRED, 'DCKDModel (or KDModel, the same model): every term its options switch on'),
     'scale': Option(Int(1), 1, 'upscaling factor (1 for deblurring and deraining)'),
     'manual_seed': Option(Optional(Int()), None, 'random seed (required with several processes)'),
     'import_modules': Option(List(Text()), [], "modules imported first, e.g. another project's archs"),

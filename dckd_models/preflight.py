@@ -59,7 +59,7 @@ def is_dckd_model(opt):
     """Whether `model_type` names KDModel, DCKDModel or a subclass; an unknown name is an error."""
     name = opt.get('model_type')
     if name is None:
-        raise OptionError('model_type is missing: DCKDModel (every term) or KDModel (Logits KD, LCR)')
+        raise OptionError('model_type is missing: DCKDModel (it runs every term its options switch on)')
     if name not in MODEL_REGISTRY:
         raise OptionError(f'model_type: no model named {name!r}{closest(name, MODEL_REGISTRY.keys())}')
     return issubclass(MODEL_REGISTRY.get(name), KDModel)

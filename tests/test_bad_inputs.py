@@ -87,10 +87,6 @@ def tiny_images_big_patch(opt, ws):
     opt['datasets']['train']['gt_size'] = 48  # the sub-images are 32x32 (LQ 16x16)
 
 
-def kd_model_with_dcr(opt, ws):
-    opt['model_type'] = 'KDModel'
-
-
 # (id, change to the valid run, expected message (regex), extra dckd-train arguments)
 CASES = [
     # misspelt keys, at every level dckd owns
@@ -145,7 +141,6 @@ CASES = [
     ('scale mismatch', set_key('network_t.upscale', 4), r'network_t.upscale = 4 does not match scale = 2', []),
     ('model name', set_key('model_type', 'DCKDModell'), r"model_type: no model named 'DCKDModell'; did you mean DCKDModel\?",
      []),
-    ('DCKD term on KDModel', kd_model_with_dcr, r'train.contrastive_opt is a DCKD term: set model_type: DCKDModel', []),
     ('teacher term without teacher', delete_key('network_t'), r'network_t is missing: kd_opt, lcr_opt, .* need a teacher',
      []),
     # checkpoints

@@ -8,6 +8,7 @@ from basicsr.archs import build_network
 from dckd_losses import DynamicContrastiveLoss
 from dckd_losses.contrastive_loss import NegativeSums
 from dckd_models import DCKDModel
+from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 from dckd.schema import OptionError
 from conftest import DEVICES, TINY_VQGAN
 from test_models import batch, make_opt
@@ -96,7 +97,7 @@ def test_chunked_history_negatives_equal_unchunked(tmp_path):
     for chunk in (None, 1):
         model = DCKDModel(make_opt(tmp_path, terms=('dcl', ), negatives={'num': 3}, frozen_chunk=chunk))
         model.feed_data(batch())
-        negatives.append(model.history_negatives())
+        negatives.append(model.term(DynamicContrastiveKD).history_negatives(model.lq))
     assert negatives[0].shape == (3 * 2, 3, 32, 32)
     assert torch.allclose(negatives[0], negatives[1], atol=1e-6)
 

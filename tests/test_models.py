@@ -6,6 +6,7 @@ import basicsr.models.sr_model
 import dckd_models.kd_model
 from basicsr.archs import build_network
 from dckd_models import DCKDModel, KDModel
+from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 from dckd.schema import OptionError
 from conftest import TINY_VQGAN, edsr
 
@@ -139,7 +140,7 @@ def test_history_starts_as_a_copy_of_its_source(tmp_path):
 def test_negatives_are_the_history_model_on_clean_and_degraded_inputs(tmp_path):
     model = DCKDModel(make_opt(tmp_path, terms=('kd', 'dcl'), negatives={'num': 4}))
     model.feed_data(batch())
-    negatives = model.history_negatives()
+    negatives = model.term(DynamicContrastiveKD).history_negatives(model.lq)
     assert negatives.shape == (4 * 2, 3, 32, 32)
     with torch.no_grad():
         clean = model.net_history(model.lq)
@@ -230,5 +231,5 @@ def test_each_rank_draws_its_own_degradations(tmp_path):
         opt = make_opt(tmp_path, terms=('kd', 'dcl'))
         opt['rank'] = rank
         model = DCKDModel(opt)
-        draws.setdefault(rank, []).append(model.degrade(torch.full((2, 3, 8, 8), 0.5)))
+        draws.setdefault(rank, []).append(model.term(DynamicContrastiveKD).degrade(torch.full((2, 3, 8, 8), 0.5)))
     assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])

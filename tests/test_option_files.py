@@ -25,6 +25,7 @@ from dckd.schema import OptionError
 from dckd_models import DCKDModel
 from dckd_models.options import needs_teacher, parse_training_options
 from dckd_models.schedules import ProgressivePatches
+from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 from conftest import PROJECT_ROOT, reference_layout
 from test_models import make_opt
 
@@ -509,7 +510,7 @@ def test_one_dckd_step_at_scale_1_changes_only_the_student(teacher, student, tmp
     for name, state in frozen.items():
         assert all(torch.equal(v, state[k]) for k, v in getattr(model, name).state_dict().items()), name
     assert not all(torch.equal(v, before[k]) for k, v in model.net_g.state_dict().items())
-    negatives = model.history_negatives()
+    negatives = model.term(DynamicContrastiveKD).history_negatives(model.lq)
     assert negatives.shape == (3 * 2, 3, 32, 32)
 
 

@@ -5,6 +5,7 @@ import torch
 
 from dckd_models import DCKDModel
 from dckd_models.reference_step import reference_feature_losses
+from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 from conftest import DEVICES
 from test_models import batch, make_opt
 
@@ -28,9 +29,10 @@ def test_fused_losses_and_gradients_equal_the_reference(tmp_path, terms, options
     # its kink, where float rounding of the frozen passes flips the gradient's signs
     model.optimize_parameters(1)
     output_t = model.net_t(model.lq).detach()
-    negatives = model.history_negatives() if model.cri_dcl else None
+    term = model.term(DynamicContrastiveKD)
+    negatives = term.history_negatives(model.lq) if term.cri_dcl else None
     results = []
-    for compute in (model.feature_losses, lambda *a: reference_feature_losses(model, *a)):
+    for compute in (term.feature_losses, lambda *a: reference_feature_losses(term, *a)):
         output = model.net_g(model.lq).detach().requires_grad_(True)
         losses = compute(output, output_t, negatives)
         gradient, = torch.autograd.grad(sum(losses.values()), output)

@@ -9,7 +9,7 @@ from dckd.schema import OptionError
 from dckd_models import DCKDModel, KDModel
 from dckd_models import label_consistency as lcr
 from dckd_models.terms import Step, term_classes
-from dckd_models.terms.feature_affinity import spatial_affinity
+from dckd_models.terms.feature_affinity import FeatureAffinity, spatial_affinity
 from dckd_models.terms.upcycling import zoom_in_tiles, zoom_out
 from conftest import edsr
 from test_models import SCALE, batch, make_opt, same, snapshot
@@ -31,7 +31,7 @@ def test_spatial_affinity_is_the_cosine_similarity_of_every_two_positions():
 
 def test_fakd_loss_is_the_weighted_l1_between_affinities(tmp_path):
     model = KDModel(make_opt(tmp_path, terms=(), feature_opt=dict(FAKD)))
-    term = next(t for t in model.terms if t.option == 'feature_opt')
+    term = model.term(FeatureAffinity)
     step = Step(torch.zeros(1, 3, 1, 2), None, teacher=True)
     step.features['student']['body.0'] = torch.tensor([[[[3., 1.]], [[4., 0.]]]])  # affinity [[1, .6], [.6, 1]]
     step.features['teacher']['body.1'] = torch.tensor([[[[3., 0.]], [[4., 1.]]]])  # (0.6, 0.8) and (0, 1): .8
@@ -118,21 +118,26 @@ def test_upcycling_needs_an_sr_scale(tmp_path):
 
 TERMS = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
          'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
-         'feature_opt': dict(FAKD), 'upcycling_opt': dict(DUKD)}
+         'feature_opt': dict(FAKD), 'upcycling_opt': dict(DUKD),
+         'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1},
+         'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001}}
+FROZEN = ('net_t', 'net_vqgan', 'net_history')
 
 
 def test_every_registered_term_is_covered_here():
-    assert {cls.option for cls in term_classes()} == set(TERMS)
+    assert {option for cls in term_classes() for option in cls.options} == set(TERMS)
 
 
 @pytest.mark.parametrize('option', TERMS)
 def test_a_term_trains_the_student_and_changes_nothing_else(tmp_path, option):
     model = DCKDModel(make_opt(tmp_path, terms=(), pixel_opt={'type': 'L1Loss', 'loss_weight': 1e-12},
                                **{option: TERMS[option]}))
-    teacher, student = snapshot(model.net_t), snapshot(model.net_g)
+    frozen = {name: snapshot(getattr(model, name)) for name in FROZEN if hasattr(model, name)}
+    student = snapshot(model.net_g)
     model.feed_data(batch(size=8))
     model.optimize_parameters(current_iter=1)
-    assert same(model.net_t, teacher) and not model.net_t.training
+    for name, state in frozen.items():  # teacher, VQGAN and history model (which moves only on its schedule)
+        assert same(getattr(model, name), state) and not getattr(model, name).training, name
     assert not same(model.net_g, student)
     # the term alone, recomputed: a loss cut from the graph (as released FAKD code does) fails here
     step = model.run_step()

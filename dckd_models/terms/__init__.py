@@ -36,23 +36,42 @@ class Step:
 
 
 class Term:
-    """Base of the terms (see module doc). `component` is the parsed `train.<option>`."""
-    option = None  # the train option that switches the term on
-    needs_teacher = True
+    """Base of the terms (see module doc)."""
+    options = ()  # the train options that switch the term on (any of them)
 
-    def __init__(self, component, model):
-        self.component = component
-        self.criterion = build_loss(config(component))
+    def __init__(self, components, model):
+        """`components`: the parsed train options of `options`, by name (None where off)."""
+        self.component = components[self.options[0]]
+        self.criterion = build_loss(config(self.component)) if self.component else None
 
     def taps(self):
         """{'student': [module names], 'teacher': [...]} whose features `losses` reads."""
         return {'student': [], 'teacher': []}
 
     def add_inputs(self, step, generator):
-        """Add the batches this term needs to `step.inputs` (the teacher's 'main' is added for it)."""
+        """Add the batches this term needs to `step.inputs` (the teacher's 'main' is there already)."""
 
     def losses(self, step):
         raise NotImplementedError
+
+    # ----- the term's own networks (DCKD's VQGAN and history model) --------------------------------
+
+    def frozen_networks(self):
+        """Networks that only run forward passes for this term."""
+        return []
+
+    def replicated_networks(self):
+        """Networks of this term every rank must hold identically under DDP, by name."""
+        return {}
+
+    def after_step(self, current_iter):
+        """After the optimizer and EMA updates."""
+
+    def save(self, current_iter):
+        """Save what the term needs to resume, with the model's checkpoint."""
+
+    def resume(self, resume_state):
+        """Restore what `save` wrote."""
 
 
 def term_classes():
@@ -62,7 +81,12 @@ def term_classes():
 
 def build_terms(train, model):
     """The terms `train` (parsed options) switches on."""
-    return [cls(getattr(train, cls.option), model) for cls in term_classes() if getattr(train, cls.option)]
+    terms = []
+    for cls in term_classes():
+        components = {option: getattr(train, option) for option in cls.options}
+        if any(components.values()):
+            terms.append(cls(components, model))
+    return terms
 
 
-from . import logits, label_consistency, feature_affinity, upcycling  # noqa: E402,F401  (registration, in order)
+from . import logits, label_consistency, feature_affinity, upcycling, dynamic_contrastive  # noqa: E402,F401  (in order)

@@ -21,7 +21,7 @@ class FeatureAffinity(Term):
     A the spatial affinity; `student_taps[i]` is paired with `teacher_taps[i]` (module names as in
     `named_modules()`, e.g. RCAN's body.2, SwinIR's layers.1). The authors' released code sums
     these losses into a new tensor, which cuts the graph and trains nothing; here they stay in it."""
-    option = 'feature_opt'
+    options = ('feature_opt', )
 
     def taps(self):
         return {'student': self.component.student_taps, 'teacher': self.component.teacher_taps}

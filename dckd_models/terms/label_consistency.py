@@ -8,7 +8,7 @@ from . import TERM_REGISTRY, Term
 class LabelConsistency(Term):
     """`train.lcr_opt` -> l_lcr; each transform of A with probability `prob` per sample. The teacher
     labels A(x) in the same pass as x."""
-    option = 'lcr_opt'
+    options = ('lcr_opt', )
 
     def add_inputs(self, step, generator):
         chosen = step.drawn['lcr'] = lcr.draw_transforms(step.lq.shape[0], self.component.prob, generator)

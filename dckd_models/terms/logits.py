@@ -6,7 +6,7 @@ from . import TERM_REGISTRY, Term
 @register(TERM_REGISTRY)
 class LogitsKD(Term):
     """`train.kd_opt` -> l_kd = loss(S(x), T(x))."""
-    option = 'kd_opt'
+    options = ('kd_opt', )
 
     def losses(self, step):
         return {'l_kd': self.criterion(step.output, step.teacher())}

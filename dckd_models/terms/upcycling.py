@@ -44,10 +44,10 @@ class DataUpcycling(Term):
     transforms in forward order instead of inverting them; here they join the step's sum and A is
     inverted exactly. Tiles and zoom-out inputs run in the networks' passes over the batch.
     """
-    option = 'upcycling_opt'
+    options = ('upcycling_opt', )
 
-    def __init__(self, component, model):
-        super().__init__(component, model)
+    def __init__(self, components, model):
+        super().__init__(components, model)
         self.scale = model.opt['scale']
 
     def add_inputs(self, step, generator):
