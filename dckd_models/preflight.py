@@ -17,6 +17,7 @@ from dckd.schema import OptionError, closest
 from .frozen import build, check_detected, checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
 from .kd_model import KDModel
 from .options import VQGAN_TERMS, is_rewritten_by_resume, needs_teacher, parse_training_options
+from .taps import check_module_names
 
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
              'feature_opt': 'l_fakd', 'upcycling_opt': 'l_zoom_*',
@@ -77,6 +78,10 @@ def preflight(opt, launcher='none', teacher_check=False):
     summary = [f'model     {parsed.model_type}, {parsed.train.total_iter} iterations, scale {parsed.scale}',
                'terms     ' + '; '.join(_terms(parsed.train))]
     lines, networks = _networks(parsed)
+    feature = parsed.train.feature_opt  # the one term that taps modules (FAKD)
+    if feature:
+        check_module_names(networks['network_g'], feature.student_taps, 'train.feature_opt.student_taps')
+        check_module_names(networks['network_t'], feature.teacher_taps, 'train.feature_opt.teacher_taps')
     summary += lines + _data(parsed)
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(_check_teacher(opt, parsed, networks['network_t']))

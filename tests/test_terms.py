@@ -39,6 +39,15 @@ def test_fakd_loss_is_the_weighted_l1_between_affinities(tmp_path):
     assert term.losses(step)['l_fakd'].item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_dckd_train_check_names_a_tap_that_is_no_module(tmp_path):
+    from dckd_models.preflight import preflight
+    opt = make_opt(tmp_path, terms=(), feature_opt=dict(FAKD, teacher_taps=['body.7']))
+    opt['datasets'] = {}
+    with pytest.raises(OptionError, match=r"train.feature_opt.teacher_taps: EDSR has no module 'body.7'; did you "
+                                          r'mean body.1'):
+        preflight(opt)
+
+
 def test_taps_are_checked_before_training(tmp_path):
     with pytest.raises(OptionError, match=r"train: the student taps: EDSR has no module 'body.9'; did you mean body.0"):
         KDModel(make_opt(tmp_path, terms=(), feature_opt=dict(FAKD, student_taps=['body.9'])))
