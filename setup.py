@@ -23,6 +23,7 @@ setup(
             'dckd-prepare=dckd.prepare.cli:main',
             'dckd-fetch=dckd.fetch.cli:main',
             'dckd-evaluate=dckd.evaluate.cli:main',
+            'dckd-profile=dckd.profile:main',
             'dckd-compare=dckd.figures.comparison:main',
             'dckd-curves=dckd.figures.curves:main',
         ],

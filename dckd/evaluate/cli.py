@@ -27,8 +27,18 @@ def build_parser():
     parser.add_argument('--root', default='datasets', help='where prepared benchmarks live')
     parser.add_argument('--self-ensemble', action='store_true', help='x8 flips/rotations (networks only)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--profile', action='store_true',
+                        help='add a column of multiply-adds for a 1280x720 output (dckd-profile has the rest)')
     parser.add_argument('--out', help='write OUT.md and OUT.csv')
     return parser
+
+
+def multiply_adds_at_720p(model, scale):
+    """Multiply-adds of a network model for the LR input of a 1280x720 output; None for bicubic."""
+    from .cost import multiply_adds
+    if not hasattr(model, 'net'):
+        return None
+    return multiply_adds(model._forward, torch.rand(1, 3, 720 // scale, 1280 // scale, device=model.device))
 
 
 def run(args):
@@ -49,16 +59,19 @@ def run(args):
             scores[name] = evaluate(model, pairs, y_channel, border, desc=f'{model.name} on {name}')
             print(f'{model.name} on {name}: {scores[name][0]:.2f} dB / {scores[name][1]:.4f}', flush=True)
     datasets = [name for name, _, _ in benchmarks]
-    table = results_markdown(results, datasets)
+    macs = {m.name: multiply_adds_at_720p(m, args.scale) for m in models} if args.profile else None
+    table = results_markdown(results, datasets, macs)
     channel = 'Y channel' if y_channel else 'RGB'
     note = f'\nPSNR (dB) / SSIM, {channel}, border {border}' + (', x8 self-ensemble' if args.self_ensemble else '')
+    if args.profile:
+        note += f'; MACs: multiply-adds for a 1280x720 output (input {1280 // args.scale}x{720 // args.scale})'
     print('\n' + table + note)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out + '.md', 'w') as f:
             f.write(table + note + '\n')
         with open(args.out + '.csv', 'w') as f:
-            f.write(results_csv(results, datasets))
+            f.write(results_csv(results, datasets, macs))
     return results
 
 

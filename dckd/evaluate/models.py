@@ -13,8 +13,11 @@ from dckd_arch.padding import pad_to_multiple
 
 
 def load_network(network_opt, checkpoint_path, param_key='params_ema'):
-    """Build `network_opt` and load `param_key` (falling back to `params`) from a BasicSR checkpoint."""
+    """Build `network_opt` and load `param_key` (falling back to `params`) from a BasicSR checkpoint
+    (random weights when `checkpoint_path` is None: what a cost profile needs)."""
     net = build_network(network_opt)
+    if checkpoint_path is None:
+        return net.eval()
     checkpoint = load_checkpoint(checkpoint_path, 'network checkpoint')
     key = param_key if param_key in checkpoint else 'params'
     net.load_state_dict(extract_state_dict(checkpoint, key), strict=True)
@@ -69,10 +72,11 @@ def self_ensemble(forward, images):
     return torch.stack(outputs).mean(0)
 
 
-def model_from_spec(spec, scale, device='cpu', self_ensemble=False):
+def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True):
     """`bicubic`, or `NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]`: the network `NETWORK_KEY`
     (default `network_g`; `network_t` for the teacher) of an options file, with weights from
-    CHECKPOINT or else the file's `path.pretrain_<NETWORK_KEY>` (`params_ema` first)."""
+    CHECKPOINT or else the file's `path.pretrain_<NETWORK_KEY>` (`params_ema` first). Without
+    `weights`, a network whose options name no existing checkpoint keeps random weights."""
     if spec == 'bicubic':
         return BicubicModel(scale)
     name, sep, source = spec.partition('=')
@@ -87,7 +91,10 @@ def model_from_spec(spec, scale, device='cpu', self_ensemble=False):
         opt = yaml.safe_load(f)
     if network_key not in opt:
         raise KeyError(f'--model {spec}: {options_file} has no {network_key}')
-    checkpoint = checkpoint or (opt.get('path') or {}).get(f'pretrain_{network_key}')
+    if not checkpoint:
+        checkpoint = (opt.get('path') or {}).get(f'pretrain_{network_key}')
+        if not weights and not (checkpoint and os.path.isfile(checkpoint)):
+            return NetworkModel(name, opt[network_key], None, device)
     if not checkpoint:
         raise ValueError(f'--model {spec}: give a checkpoint (NAME=OPTIONS.yml:CHECKPOINT); '
                          f'{options_file} sets no path.pretrain_{network_key}')

@@ -33,20 +33,24 @@ def markdown_table(header, rows):
     return '\n'.join(lines) + '\n'
 
 
-def results_rows(results, datasets):
-    """results: [(model name, parameter count, {dataset: (psnr, ssim)})] -> table cells."""
-    return [[name, format_parameters(params)] + [f'{scores[d][0]:.2f} / {scores[d][1]:.4f}' for d in datasets]
-            for name, params, scores in results]
+def results_rows(results, datasets, macs=None):
+    """results: [(model name, parameter count, {dataset: (psnr, ssim)})] -> table cells; with `macs`
+    ({model name: multiply-adds or None}), a column of them."""
+    return [[name, format_parameters(params)] + ([f'{macs[name] / 1e9:.1f}' if macs[name] else '-'] if macs else [])
+            + [f'{scores[d][0]:.2f} / {scores[d][1]:.4f}' for d in datasets] for name, params, scores in results]
 
 
-def results_markdown(results, datasets):
-    return markdown_table(['model', 'params'] + [f'{d} PSNR / SSIM' for d in datasets], results_rows(results, datasets))
+def results_markdown(results, datasets, macs=None):
+    header = ['model', 'params'] + (['MACs (G)'] if macs else []) + [f'{d} PSNR / SSIM' for d in datasets]
+    return markdown_table(header, results_rows(results, datasets, macs))
 
 
-def results_csv(results, datasets):
+def results_csv(results, datasets, macs=None):
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(['model', 'params'] + [f'{d}_{m}' for d in datasets for m in ('psnr', 'ssim')])
+    writer.writerow(['model', 'params'] + (['macs'] if macs else []) + [f'{d}_{m}' for d in datasets
+                                                                         for m in ('psnr', 'ssim')])
     for name, params, scores in results:
-        writer.writerow([name, params] + [f'{v:.4f}' for d in datasets for v in scores[d]])
+        writer.writerow([name, params] + ([macs[name] or ''] if macs else []) + [f'{v:.4f}' for d in datasets
+                                                                                for v in scores[d]])
     return out.getvalue()
