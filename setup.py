@@ -24,6 +24,7 @@ setup(
             'dckd-fetch=dckd.fetch.cli:main',
             'dckd-evaluate=dckd.evaluate.cli:main',
             'dckd-profile=dckd.profile:main',
+            'dckd-restore=dckd.restore:main',
             'dckd-compare=dckd.figures.comparison:main',
             'dckd-curves=dckd.figures.curves:main',
         ],

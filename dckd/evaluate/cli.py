@@ -27,6 +27,8 @@ def build_parser():
     parser.add_argument('--root', default='datasets', help='where prepared benchmarks live')
     parser.add_argument('--self-ensemble', action='store_true', help='x8 flips/rotations (networks only)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--tile', type=int, help='restore in overlapping tiles of this many LR pixels (large images)')
+    parser.add_argument('--overlap', type=int, default=32, help='tile overlap in LR pixels (default 32)')
     parser.add_argument('--profile', action='store_true',
                         help='add a column of multiply-adds for a 1280x720 output (dckd-profile has the rest)')
     parser.add_argument('--out', help='write OUT.md and OUT.csv')
@@ -50,7 +52,8 @@ def run(args):
     if args.out and any(os.path.exists(args.out + ext) for ext in ('.md', '.csv')):
         raise SystemExit(f'{args.out}.md or .csv exists; choose another --out')
     benchmarks = [resolve(spec, args.scale, args.root) for spec in args.benchmark]  # all checked before any work
-    models = [model_from_spec(spec, args.scale, args.device, args.self_ensemble) for spec in args.model]
+    models = [model_from_spec(spec, args.scale, args.device, args.self_ensemble, tile=args.tile, overlap=args.overlap)
+              for spec in args.model]
     y_channel, border = convention(args.task, args.scale)
     results = [(m.name, m.parameters, {}) for m in models]
     for name, gt_path, lq_path in benchmarks:

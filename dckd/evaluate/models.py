@@ -10,6 +10,7 @@ from basicsr.utils import img2tensor, tensor2img
 from dckd.checkpoint import extract_state_dict, load_checkpoint
 from dckd.paired_data import matlab_bicubic
 from dckd_arch.padding import pad_to_multiple
+from .tiles import restore_tiled
 
 
 def load_network(network_opt, checkpoint_path, param_key='params_ema'):
@@ -25,13 +26,16 @@ def load_network(network_opt, checkpoint_path, param_key='params_ema'):
 
 
 class NetworkModel:
-    """A trained network; windowed networks (SwinIR) get padded inputs and cropped outputs."""
+    """A trained network; windowed networks (SwinIR) get padded inputs and cropped outputs. With
+    `tile`, images larger than it are restored in overlapping tiles (dckd/evaluate/tiles.py)."""
 
-    def __init__(self, name, network_opt, checkpoint_path, device='cpu', self_ensemble=False):
+    def __init__(self, name, network_opt, checkpoint_path, device='cpu', self_ensemble=False, tile=None,
+                 overlap=32, scale=1):
         self.name, self.device, self.self_ensemble = name, device, self_ensemble
         self.net = load_network(network_opt, checkpoint_path).to(device)
         self.window_size = network_opt.get('window_size')
         self.parameters = sum(p.numel() for p in self.net.parameters())
+        self.tile, self.overlap, self.scale = tile, overlap, scale
 
     @torch.no_grad()
     def _forward(self, lq):
@@ -40,10 +44,15 @@ class NetworkModel:
         scale = out.shape[-1] // padded.shape[-1]
         return out[..., :lq.shape[-2] * scale, :lq.shape[-1] * scale]
 
+    def _tiled(self, lq):
+        if not self.tile:
+            return self._forward(lq)
+        return restore_tiled(self._forward, lq, self.scale, self.tile, self.overlap)
+
     def restore(self, lq_bgr):
         """uint8 BGR in, uint8 BGR out."""
         lq = img2tensor(lq_bgr.astype(np.float32) / 255., bgr2rgb=True, float32=True).unsqueeze(0).to(self.device)
-        out = self_ensemble(self._forward, lq) if self.self_ensemble else self._forward(lq)
+        out = self_ensemble(self._tiled, lq) if self.self_ensemble else self._tiled(lq)
         return tensor2img(out.clamp(0, 1))
 
 
@@ -72,11 +81,12 @@ def self_ensemble(forward, images):
     return torch.stack(outputs).mean(0)
 
 
-def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True):
+def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True, tile=None, overlap=32):
     """`bicubic`, or `NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]`: the network `NETWORK_KEY`
     (default `network_g`; `network_t` for the teacher) of an options file, with weights from
     CHECKPOINT or else the file's `path.pretrain_<NETWORK_KEY>` (`params_ema` first). Without
-    `weights`, a network whose options name no existing checkpoint keeps random weights."""
+    `weights`, a network whose options name no existing checkpoint keeps random weights. `tile`,
+    `overlap`: see NetworkModel."""
     if spec == 'bicubic':
         return BicubicModel(scale)
     name, sep, source = spec.partition('=')
@@ -100,4 +110,4 @@ def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True
                          f'{options_file} sets no path.pretrain_{network_key}')
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'--model {spec}: checkpoint not found: {checkpoint}')
-    return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble)
+    return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble, tile, overlap, scale)
