@@ -12,6 +12,7 @@ setup(
     python_requires='>=3.10',
     packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models']),
     install_requires=['basicsr', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
+    extras_require={'export': ['onnx', 'onnxscript', 'onnxruntime']},  # dckd-export to ONNX, and its check
     entry_points={
         'console_scripts': [
             'dckd-train=dckd.train:main',
@@ -25,6 +26,7 @@ setup(
             'dckd-evaluate=dckd.evaluate.cli:main',
             'dckd-profile=dckd.profile:main',
             'dckd-restore=dckd.restore:main',
+            'dckd-export=dckd.export:main',
             'dckd-compare=dckd.figures.comparison:main',
             'dckd-curves=dckd.figures.curves:main',
         ],
