@@ -10,7 +10,7 @@ from torch import nn
 from dckd import profile
 from dckd.evaluate import cli as evaluate_cli
 from dckd.evaluate.cost import multiply_adds, peak_memory_mib
-from conftest import edsr
+from conftest import DEVICES, edsr
 
 
 def test_multiply_adds_of_two_convolutions_by_hand():
@@ -40,16 +40,18 @@ def edsr_multiply_adds(channels, blocks, height, width):
     return lr * (3 * channels + 2 * blocks * channels ** 2 + channels ** 2 + 4 * channels ** 2) + 4 * lr * channels * 3
 
 
-def test_the_profile_table_has_each_model_and_its_hand_counted_multiply_adds(tiny_options, tmp_path):
+@pytest.mark.parametrize('device', DEVICES)
+def test_the_profile_table_has_each_model_and_its_hand_counted_multiply_adds(tiny_options, tmp_path, device):
     out = tmp_path / 'profile'
     profile.main(['--scale', '2', '--output-size', '32x24', '--model', f'student={tiny_options}',
-                  '--model', f'teacher={tiny_options}@network_t', '--device', 'cpu', '--runs', '1', '--warmup', '0',
+                  '--model', f'teacher={tiny_options}@network_t', '--device', device, '--runs', '1', '--warmup', '0',
                   '--out', str(out)])
     rows = list(csv.DictReader(open(f'{out}.csv')))
     assert [row['model'] for row in rows] == ['student', 'teacher']
     assert float(rows[0]['MACs (G)']) * 1e9 == pytest.approx(edsr_multiply_adds(4, 1, 12, 16))
     assert float(rows[1]['MACs (G)']) * 1e9 == pytest.approx(edsr_multiply_adds(8, 1, 12, 16))
-    assert all(float(row['cpu float32 (ms)']) > 0 and float(row['cpu bfloat16 (ms)']) > 0 for row in rows)
+    assert all(float(row[f'{device} float32 (ms)']) > 0 and float(row[f'{device} bfloat16 (ms)']) > 0 for row in rows)
+    assert all(float(row[f'{device} peak (MiB)']) > 0 for row in rows)
     markdown = open(f'{out}.md').read()
     assert '| student |' in markdown and 'Input 16x12 (output 32x24)' in markdown
     with pytest.raises(SystemExit, match='exists'):
