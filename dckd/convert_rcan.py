@@ -1,11 +1,7 @@
 """`dckd-convert-rcan RCAN_BIX4.pt RCAN_BIX4_basicsr.pth`: official RCAN checkpoint -> BasicSR `RCAN`.
 
-The released RCAN teachers (yulunzhang/RCAN, `RCAN_BIX2/3/4.pt`) are flat EDSR-PyTorch state dicts:
-other key names (`head.0`, `body.g.body.b.body.3.conv_du.0`, `tail.0.0`...), no `params` key, and two
-1x1 mean-shift convs (`sub_mean`, `add_mean`) on images in [0, 255]. BasicSR's `RCAN` has no such
-layers: it subtracts `rgb_mean` and scales by `img_range` itself, on images in [0, 1]. The mean-shift
-tensors are therefore checked to encode exactly that (std 1, rgb_range 255, DIV2K mean) and dropped;
-every other tensor is renamed, unchanged. The network options are read off the keys and shapes.
+The conversion (renamed keys, mean-shift layers checked and dropped, network options read off the
+keys) is dckd/rcan_layout.py's; this command writes it to a file once and prints the options.
 """
 import argparse
 

@@ -99,15 +99,12 @@ def main(argv=None):
         raise SystemExit(f'--out {args.out}: end it in .onnx (ONNX) or .pt2 (torch.export program)')
     if os.path.exists(args.out) and not args.force:
         raise SystemExit(f'{args.out} exists; pass --force to replace it.')
-    options_file = args.model.partition(':')[0].partition('@')[0]
-    if not os.path.isfile(options_file):
-        raise SystemExit(f'--model {args.model}: options file not found: {options_file}')
-    import yaml
-    with open(options_file) as f:
-        scale = yaml.safe_load(f).get('scale', 1)
     register_all()
-    from dckd.evaluate.models import model_from_spec
-    model = model_from_spec(f'model={args.model}', scale)
+    from dckd.evaluate.models import model_at_its_scale
+    try:
+        model, scale = model_at_its_scale(args.model)
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from error
     deployable = Deployable(model.net, model.window_size, scale).eval()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     export(deployable, args.out, kind)

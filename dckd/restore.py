@@ -13,7 +13,6 @@ import os
 
 import cv2
 import torch
-import yaml
 from tqdm import tqdm
 
 from dckd.registration import register_all
@@ -52,14 +51,12 @@ def planned_outputs(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     pairs = planned_outputs(args)  # before the network is loaded
-    options_file = args.model.partition(':')[0].partition('@')[0]
-    if not os.path.isfile(options_file):
-        raise SystemExit(f'--model {args.model}: options file not found: {options_file}')
-    with open(options_file) as f:
-        scale = yaml.safe_load(f).get('scale', 1)
     register_all()
-    from dckd.evaluate.models import model_from_spec
-    model = model_from_spec(f'model={args.model}', scale, args.device, tile=args.tile, overlap=args.overlap)
+    from dckd.evaluate.models import model_at_its_scale
+    try:
+        model, scale = model_at_its_scale(args.model, args.device, tile=args.tile, overlap=args.overlap)
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from error
     os.makedirs(args.output, exist_ok=True)
     for source, target in tqdm(pairs, unit='image', desc='dckd-restore'):
         image = cv2.imread(source, cv2.IMREAD_COLOR)

@@ -111,3 +111,14 @@ def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'--model {spec}: checkpoint not found: {checkpoint}')
     return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble, tile, overlap, scale)
+
+
+def model_at_its_scale(spec, device='cpu', **options):
+    """(model, scale) for `OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]` at the options file's `scale` (see
+    model_from_spec for the rest; `options` go to it)."""
+    options_file = spec.partition(':')[0].partition('@')[0]
+    if not os.path.isfile(options_file):
+        raise FileNotFoundError(f'--model {spec}: options file not found: {options_file}')
+    with open(options_file) as f:
+        scale = yaml.safe_load(f).get('scale', 1)
+    return model_from_spec(f'model={spec}', scale, device, **options), scale
