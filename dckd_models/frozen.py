@@ -126,8 +126,13 @@ def load_weights(net, state, network_key, file, strict=True):
     net.load_state_dict(state, strict=strict)
 
 
-def load_teacher(net, source):
-    load_weights(net, checkpoint_weights(source, 'network_t'), 'network_t', source['path'], source['strict'])
+def load_into(net, source, network_key):
+    """Load the checkpoint `source` (see checkpoint_source) into `network_key`'s `net`: taming's VQGAN
+    layout for the VQGAN, BasicSR's (or official RCAN's) for the others."""
+    if network_key == 'network_vqgan':
+        load_vqgan(net, source)
+    else:
+        load_weights(net, checkpoint_weights(source, network_key), network_key, source['path'], source['strict'])
 
 
 def load_vqgan(net, source):

@@ -7,7 +7,7 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.registry import register
-from .frozen import build, check_detected, checkpoint_source, freeze, load_teacher
+from .frozen import build, check_detected, checkpoint_source, freeze, load_into
 from .options import is_rewritten_by_resume, needs_teacher
 from .restoration_model import RestorationModel
 from .schedules import ProgressivePatches
@@ -86,7 +86,7 @@ class KDModel(RestorationModel):
     def load_teacher(self, net, source):
         """BasicSR checkpoints under `param_key_t`; official RCAN files (EDSR-PyTorch layout,
         `RCAN_BIX4.pt`) are converted on the fly (dckd-convert-rcan does it once, to a file)."""
-        load_teacher(net, source)
+        load_into(net, source, 'network_t')
         get_root_logger().info(f'Teacher: loaded {source["path"]}')
 
     def build_frozen(self, network_key, load):

@@ -14,7 +14,7 @@ import yaml
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
 from dckd.schema import OptionError, closest
-from .frozen import build, check_detected, checkpoint_source, checkpoint_weights, load_teacher, load_vqgan, load_weights
+from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import VQGAN_TERMS, is_rewritten_by_resume, needs_teacher, parse_training_options
 from .taps import check_module_names
@@ -132,15 +132,9 @@ def _networks(parsed):
         elif source['path'] is None:
             origin = 'random initialisation' + (' (DCR and DMM in a random feature space)'
                                                 if network_key == 'network_vqgan' else '')
-        elif network_key == 'network_t':
-            load_teacher(net, source)
-            origin = f'{source["path"]} [{source["param_key"]}]'
-        elif network_key == 'network_vqgan':
-            load_vqgan(net, source)
-            origin = source['path']
         else:
-            load_weights(net, checkpoint_weights(source, network_key), network_key, source['path'], source['strict'])
-            origin = f'{source["path"]} [{source["param_key"]}]'
+            load_into(net, source, network_key)
+            origin = source['path'] if network_key == 'network_vqgan' else f'{source["path"]} [{source["param_key"]}]'
         count = sum(p.numel() for p in net.parameters())
         role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'VQGAN'}[network_key]
         lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')

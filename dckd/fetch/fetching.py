@@ -20,7 +20,7 @@ def verify(path, opt, network_key):
     file and the first keys that do not fit) otherwise."""
     from dckd.registration import register_all
     register_all()
-    from dckd_models.frozen import build, check_detected, checkpoint_source, checkpoint_weights, load_vqgan, load_weights
+    from dckd_models.frozen import build, check_detected, checkpoint_source, load_into
     from dckd_models.options import parse_training_options
 
     parsed = parse_training_options(opt, check_files=False)
@@ -29,12 +29,8 @@ def verify(path, opt, network_key):
         component.arguments = {**component.arguments, 'path': path}
         check_detected(build(component, network_key), parsed, network_key)
         return
-    net = build(component, network_key)
-    source = {**checkpoint_source(parsed.path, network_key), 'path': path}
-    if network_key == 'network_vqgan':
-        load_vqgan(net, source)
-    else:
-        load_weights(net, checkpoint_weights(source, network_key), network_key, path, strict=True)
+    source = {**checkpoint_source(parsed.path, network_key), 'path': path, 'strict': True}
+    load_into(build(component, network_key), source, network_key)
 
 
 def _unpack(entry):
