@@ -22,6 +22,8 @@ from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
 from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
 from .schedules import CosineAnnealingRestartCyclicLR
+from .terms import term_classes
+from .terms.dynamic_contrastive import DynamicContrastiveKD
 
 def _registered(registry):
     return lambda name: registry.get(name) if isinstance(name, str) and name in registry else None
@@ -313,12 +315,17 @@ BASICSR_TOP_KEYS = ('is_train', 'dist', 'rank', 'world_size', 'root_path', 'auto
                     'poisson_scale_range', 'poisson_scale_range2', 'resize_prob', 'resize_prob2', 'resize_range',
                     'resize_range2', 'second_blur_prob')
 
-TEACHER_TERMS = ('kd_opt', 'lcr_opt', 'feature_opt', 'upcycling_opt', 'contrastive_opt', 'distribution_opt')
-VQGAN_TERMS = ('contrastive_opt', 'distribution_opt')
+# the options that switch distillation terms on (every term needs the teacher), in the order the terms run
+TEACHER_TERMS = tuple(option for term in term_classes() for option in term.options)
+VQGAN_TERMS = DynamicContrastiveKD.options
 
 
 def needs_teacher(train):
     return any(getattr(train, term) for term in TEACHER_TERMS)
+
+
+def needs_vqgan(train):
+    return any(getattr(train, term) for term in VQGAN_TERMS)
 
 
 def is_rewritten_by_resume(path, network_key):
@@ -461,7 +468,7 @@ def check_checkpoint_files(parsed):
             _check_model_file(parsed, 'network_t')
         else:
             _check_checkpoint(parsed, 'network_t', 'the teacher', required=True)
-    if parsed.network_vqgan is not None and any(getattr(parsed.train, term) for term in VQGAN_TERMS):
+    if parsed.network_vqgan is not None and needs_vqgan(parsed.train):
         _check_checkpoint(parsed, 'network_vqgan', 'the VQGAN encoder', required=False)
 
 

@@ -16,7 +16,7 @@ from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
 from dckd.schema import OptionError, closest
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
-from .options import VQGAN_TERMS, is_rewritten_by_resume, needs_teacher, parse_training_options
+from .options import is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
 from .taps import check_module_names
 
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
@@ -117,7 +117,7 @@ def _networks(parsed):
     used = ['network_g']
     if needs_teacher(parsed.train):
         used.append('network_t')
-    if any(getattr(parsed.train, term) for term in VQGAN_TERMS):
+    if needs_vqgan(parsed.train):
         used.append('network_vqgan')
     lines, networks = [], {}
     for network_key in used:

@@ -87,7 +87,7 @@ def fetch_for_options(options_file):
     """Fetch every missing pretrained file `options_file` names, verified against its networks."""
     from dckd.registration import register_all
     register_all()
-    from dckd_models.options import VQGAN_TERMS, needs_teacher, parse_training_options
+    from dckd_models.options import needs_teacher, needs_vqgan, parse_training_options
     from dckd_models.preflight import read_options_file
 
     opt = read_options_file(options_file)
@@ -95,7 +95,7 @@ def fetch_for_options(options_file):
     used = ['network_g']
     if needs_teacher(parsed.train):
         used.append('network_t')
-    if any(getattr(parsed.train, term) for term in VQGAN_TERMS):
+    if needs_vqgan(parsed.train):
         used.append('network_vqgan')
     lines = []
     for network_key in used:
