@@ -44,7 +44,7 @@ def test_the_onnx_file_runs_any_size_as_the_network_does(tmp_path, name, capsys)
     out = str(tmp_path / 'student.onnx')
     export.main(['--model', options, '--out', out])
     assert 'largest difference from PyTorch on a 37x29 input' in capsys.readouterr().out
-    evaluated = NetworkModel('student', network, checkpoint, scale=scale)  # params_ema, padded as evaluated
+    evaluated = NetworkModel('student', network, checkpoint)  # params_ema, padded as evaluated
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
     for size in ((16, 16), (19, 33), (41, 22)):
         images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
@@ -60,7 +60,7 @@ def test_a_torch_export_program_runs_any_size(tmp_path):
     out = str(tmp_path / 'student.pt2')
     export.main(['--model', options, '--out', out])
     program = torch.export.load(out).module()
-    evaluated = NetworkModel('student', network, checkpoint, scale=scale)
+    evaluated = NetworkModel('student', network, checkpoint)
     for size in ((23, 18), (40, 33)):
         images = torch.rand(1, 3, *size)
         with torch.no_grad():

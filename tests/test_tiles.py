@@ -24,7 +24,7 @@ def test_sr_tiles_equal_one_pass(scale):
     images = torch.rand(2, 3, 90, 77)  # not a multiple of the tile step
     with torch.no_grad():
         whole = net(images)
-    tiled = restore_tiled(net, images, scale, tile=44, overlap=32)
+    tiled = restore_tiled(net, images, tile=44, overlap=32)
     assert tiled.shape == whole.shape
     assert (tiled - whole).abs().max() <= 1e-5
 
@@ -35,7 +35,7 @@ def test_same_size_restoration_tiles_equal_one_pass():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1)).eval()
     images = torch.rand(1, 3, 45, 61)
     with torch.no_grad():
-        assert (restore_tiled(net, images, 1, tile=16, overlap=8) - net(images)).abs().max() <= 1e-5
+        assert (restore_tiled(net, images, tile=16, overlap=8) - net(images)).abs().max() <= 1e-5
 
 
 def test_a_too_small_overlap_shows_and_a_bad_one_is_refused():
@@ -43,9 +43,9 @@ def test_a_too_small_overlap_shows_and_a_bad_one_is_refused():
     net = build_network(edsr(8, 2, 2)).eval()
     images = torch.rand(1, 3, 60, 60)
     with torch.no_grad():
-        assert (restore_tiled(net, images, 2, tile=20, overlap=4) - net(images)).abs().max() > 1e-4
+        assert (restore_tiled(net, images, tile=20, overlap=4) - net(images)).abs().max() > 1e-4
     with pytest.raises(ValueError, match='overlap'):
-        restore_tiled(net, images, 2, tile=16, overlap=16)
+        restore_tiled(net, images, tile=16, overlap=16)
 
 
 def test_windowed_and_global_networks_restore_tiled_to_the_right_size(tmp_path):
@@ -54,7 +54,7 @@ def test_windowed_and_global_networks_restore_tiled_to_the_right_size(tmp_path):
                   embed_dim=12, num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle')
     nafnet = dict(type='NAFNet', img_channel=3, width=8, middle_blk_num=1, enc_blk_nums=[1], dec_blk_nums=[1])
     for options, scale in ((swinir, 2), (nafnet, 1)):
-        model = NetworkModel('net', options, None, tile=24, overlap=8, scale=scale)
+        model = NetworkModel('net', options, None, tile=24, overlap=8)
         image = np.random.default_rng(0).integers(0, 255, (50, 37, 3), dtype=np.uint8)
         assert model.restore(image).shape == (50 * scale, 37 * scale, 3)
 
@@ -77,7 +77,7 @@ def test_restore_writes_every_image_tiled_as_one_pass_and_keeps_existing_outputs
     restore.main(['--model', f'{options}:{checkpoint}', '--input', str(tmp_path / 'in'), '--output', str(out),
                   '--tile', '44', '--overlap', '32', '--device', 'cpu'])
     assert sorted(os.listdir(out)) == ['photo0.png', 'photo1.png']
-    whole = NetworkModel('net', edsr(8, 2, 2), str(checkpoint), scale=2)
+    whole = NetworkModel('net', edsr(8, 2, 2), str(checkpoint))
     for index in range(2):
         restored = cv2.imread(str(out / f'photo{index}.png'))
         expected = whole.restore(cv2.imread(str(tmp_path / 'in' / f'photo{index}.jpg')))

@@ -30,12 +30,12 @@ class NetworkModel:
     `tile`, images larger than it are restored in overlapping tiles (dckd/evaluate/tiles.py)."""
 
     def __init__(self, name, network_opt, checkpoint_path, device='cpu', self_ensemble=False, tile=None,
-                 overlap=32, scale=1):
+                 overlap=32):
         self.name, self.device, self.self_ensemble = name, device, self_ensemble
         self.net = load_network(network_opt, checkpoint_path).to(device)
         self.window_size = network_opt.get('window_size')
         self.parameters = sum(p.numel() for p in self.net.parameters())
-        self.tile, self.overlap, self.scale = tile, overlap, scale
+        self.tile, self.overlap = tile, overlap
 
     @torch.no_grad()
     def _forward(self, lq):
@@ -47,7 +47,7 @@ class NetworkModel:
     def _tiled(self, lq):
         if not self.tile:
             return self._forward(lq)
-        return restore_tiled(self._forward, lq, self.scale, self.tile, self.overlap)
+        return restore_tiled(self._forward, lq, self.tile, self.overlap)
 
     def restore(self, lq_bgr):
         """uint8 BGR in, uint8 BGR out."""
@@ -104,13 +104,13 @@ def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True
     if not checkpoint:
         checkpoint = (opt.get('path') or {}).get(f'pretrain_{network_key}')
         if not weights and not (checkpoint and os.path.isfile(checkpoint)):
-            return NetworkModel(name, opt[network_key], None, device)
-    if not checkpoint:
-        raise ValueError(f'--model {spec}: give a checkpoint (NAME=OPTIONS.yml:CHECKPOINT); '
-                         f'{options_file} sets no path.pretrain_{network_key}')
-    if not os.path.isfile(checkpoint):
+            checkpoint = None  # random weights
+        elif not checkpoint:
+            raise ValueError(f'--model {spec}: give a checkpoint (NAME=OPTIONS.yml:CHECKPOINT); '
+                             f'{options_file} sets no path.pretrain_{network_key}')
+    if checkpoint is not None and not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'--model {spec}: checkpoint not found: {checkpoint}')
-    return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble, tile, overlap, scale)
+    return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble, tile, overlap)
 
 
 def model_at_its_scale(spec, device='cpu', **options):

@@ -31,8 +31,9 @@ def _ramp(length, start, stop, extent, overlap, scale):
 
 
 @torch.no_grad()
-def restore_tiled(forward, images, scale, tile, overlap):
-    """`forward` over overlapping tiles of `images` (B, C, H, W), blended (see module doc)."""
+def restore_tiled(forward, images, tile, overlap):
+    """`forward` over overlapping tiles of `images` (B, C, H, W), blended (see module doc); the scale
+    is read off the first tile's output."""
     if not 0 <= overlap < tile:
         raise ValueError(f'the overlap ({overlap}) must be smaller than the tile ({tile})')
     height, width = images.shape[-2:]
@@ -45,6 +46,7 @@ def restore_tiled(forward, images, scale, tile, overlap):
             bottom, right = min(top + tile, height), min(left + tile, width)
             restored = forward(images[..., top:bottom, left:right])
             if output is None:
+                scale = restored.shape[-1] // (right - left)
                 output = images.new_zeros(*restored.shape[:2], height * scale, width * scale)
                 weights = images.new_zeros(1, 1, height * scale, width * scale)
             rows = _ramp(restored.shape[-2], top, bottom, height, overlap, scale).to(images)
