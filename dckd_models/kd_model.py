@@ -149,9 +149,8 @@ class KDModel(RestorationModel):
                 output = net(torch.cat([inputs[name] for name in names]) if len(names) > 1 else inputs[names[0]])
             outputs.update(zip(names, output.float().split(sizes)))
             if 'main' in names:
-                start = sum(sizes[:names.index('main')])
-                features = {module: passes[0][start:start + sizes[names.index('main')]]
-                            for module, passes in recorded.items()}
+                main = names.index('main')
+                features = {module: passes[0].split(sizes)[main] for module, passes in recorded.items()}
         return outputs, features
 
     def compute_losses(self, step):
@@ -166,12 +165,10 @@ class KDModel(RestorationModel):
             losses.update(term.losses(step))
         return losses
 
-
     def after_step(self, current_iter):
         """After the optimizer and EMA updates."""
         for term in self.terms:
             term.after_step(current_iter)
-
 
     # ----- checkpoints -----------------------------------------------------------------------
 
