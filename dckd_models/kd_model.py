@@ -1,8 +1,10 @@
 """KDModel: a restoration model (RestorationModel) plus a frozen teacher and the distillation terms."""
 import contextlib
+import os
 from collections import OrderedDict
 
 import torch
+from torch import nn
 
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -12,7 +14,10 @@ from .options import is_rewritten_by_resume, needs_teacher
 from .restoration_model import RestorationModel
 from .schedules import ProgressivePatches
 from .taps import FeatureTaps, check_module_names
-from .terms import Step, build_terms
+from .terms import Step, build_terms, tapped_modules
+
+
+NETWORKS = (('student', 'net_g'), ('teacher', 'net_t'))  # the tapped networks, by role
 
 
 @register(MODEL_REGISTRY)
@@ -49,9 +54,32 @@ class KDModel(RestorationModel):
         self.rng.manual_seed(self.opt.get('manual_seed', 0) + self.opt.get('rank', 0))
         if needs_teacher(train):
             self.net_t = self.build_frozen('network_t', self.load_teacher)
-        super().init_training_settings()
-        self.terms = build_terms(train, self)  # after the EMA student: DCKD's history model starts from it
-        self.taps = {role: self.tap(role, network) for role, network in (('student', 'net_g'), ('teacher', 'net_t'))}
+        self.probed_shapes = None
+        super().init_training_settings()  # the EMA student, then setup_optimizers below, then the schedulers
+        self.taps = {role: self.tap(role, network) for role, network in NETWORKS}
+
+    def setup_optimizers(self):
+        """The terms are built here, where SRModel's init_training_settings sets up the optimizer: after
+        the EMA student (DCKD's history model starts from it) and before the schedulers, so the
+        adapters the terms train join optim_g as a second parameter group, with its settings, that
+        the schedulers follow too."""
+        self.terms = build_terms(self.options.train, self)
+        adapters = {name: module for term in self.terms for name, module in term.adapters().items()}
+        self.net_adapters = self.build_adapters(adapters) if adapters else None
+        super().setup_optimizers()
+        if self.net_adapters is not None:
+            self.optimizer_g.add_param_group({'params': list(self.net_adapters.parameters())})
+
+    def build_adapters(self, adapters):
+        """The terms' adapters as one module on the device; under DDP every rank starts from rank 0's
+        weights (each rank seeds its own random stream)."""
+        net = nn.ModuleDict(adapters).to(self.device)
+        if self.opt['dist']:
+            for tensor in net.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        get_root_logger().info(f'Adapters trained with the student: {", ".join(adapters)} '
+                               f'({sum(p.numel() for p in net.parameters())} parameters)')
+        return net
 
     def term(self, cls):
         """The enabled term of class `cls`, or None."""
@@ -59,12 +87,40 @@ class KDModel(RestorationModel):
 
     def tap(self, role, network):
         """FeatureTaps on the modules the terms read of the student or the teacher."""
-        names = [name for term in self.terms for name in term.taps()[role]]
-        if not names:
+        tapped = tapped_modules(self.options.train, role)
+        if not tapped:
             return None
         net = self.get_bare_model(getattr(self, network))
-        check_module_names(net, names, f'train: the {role} taps')
-        return FeatureTaps(net, names)
+        for where, names in tapped:
+            check_module_names(net, names, where)
+        return FeatureTaps(net, [name for _, names in tapped for name in names])
+
+    @torch.no_grad()
+    def tapped_shapes(self):
+        """{role: {module: shape of its output}} of the tapped modules for one LR training patch
+        (zeros, with the channels of the student's first convolution: nothing is drawn at random),
+        probed once, the networks in eval mode."""
+        if self.probed_shapes is None:
+            scale = self.opt.get('scale', 1)
+            size = self.opt.get('datasets', {}).get('train', {}).get('gt_size', 32 * scale) // scale
+            for network_key in ('network_g', 'network_t'):
+                window = (self.opt.get(network_key) or {}).get('window_size', 1)
+                size = -(-size // window) * window
+            student = self.get_bare_model(self.net_g)
+            in_channels = next(m.in_channels for m in student.modules() if isinstance(m, nn.Conv2d))
+            patch = torch.zeros(1, in_channels, size, size, device=self.device)
+            self.probed_shapes = {}
+            for role, network in NETWORKS:
+                taps = self.tap(role, network)
+                if taps is not None:
+                    net = self.get_bare_model(getattr(self, network))
+                    was_training = net.training
+                    with taps.recording() as recorded:
+                        net.eval()(patch)
+                    net.train(was_training)
+                    taps.remove()
+                    self.probed_shapes[role] = {name: tuple(outputs[0].shape) for name, outputs in recorded.items()}
+        return self.probed_shapes
 
     def frozen_networks(self):
         """Networks that only run forward passes on the student's behalf."""
@@ -72,11 +128,15 @@ class KDModel(RestorationModel):
 
     def replicated_networks(self):
         networks = super().replicated_networks()
+        if self.net_adapters is not None:
+            networks['adapters'] = self.net_adapters
         for term in self.terms:
             networks.update(term.replicated_networks())
         return networks
 
     def save_extra_networks(self, current_iter):
+        if self.net_adapters is not None:
+            self.save_network(self.net_adapters, 'net_adapters', current_iter)
         for term in self.terms:
             term.save(current_iter)
 
@@ -116,6 +176,8 @@ class KDModel(RestorationModel):
         losses = self.compute_losses(step)
         self.stop_unless_finite(losses, current_iter)
         sum(losses.values()).backward()
+        if self.opt['dist'] and self.net_adapters is not None:
+            average_gradients(self.net_adapters.parameters(), self.opt['world_size'])
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(losses)
         if self.ema_decay > 0:
@@ -190,5 +252,22 @@ class KDModel(RestorationModel):
                 load(net, source)
             self.frozen_sources[network_key] = source
         self.deferred_networks = []
+        if self.net_adapters is not None:
+            path = os.path.join(self.opt['path']['models'], f'net_adapters_{resume_state["iter"]}.pth')
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f'resuming needs the adapters saved with the state: {path} is missing.')
+            self.load_network(self.net_adapters, path, strict=True, param_key='params')
         for term in self.terms:
             term.resume(resume_state)
+
+
+def average_gradients(parameters, world_size):
+    """Average the gradients of `parameters` over the ranks, as DDP does for the student's (one
+    all-reduce; a parameter without a gradient counts as zero on its rank)."""
+    parameters = list(parameters)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world_size
+    for parameter, averaged in zip(parameters, flat.split([p.numel() for p in parameters])):
+        parameter.grad = averaged.view_as(parameter).clone()

@@ -22,7 +22,7 @@ from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
 from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
 from .schedules import CosineAnnealingRestartCyclicLR
-from .terms import term_classes
+from .terms import PairedTaps, enabled_terms, term_classes
 from .terms.dynamic_contrastive import DynamicContrastiveKD
 
 def _registered(registry):
@@ -203,6 +203,8 @@ TRAIN = Section({
     'lcr_opt': Option(Optional(LCR_LOSS), None, 'label consistency: loss between S(x) and A⁻¹(T(A(x))) → l_lcr'),
     'feature_opt': Option(Optional(FEATURE_LOSS), None, 'FAKD: loss between spatial affinities of tapped student '
                           'and teacher features → l_fakd'),
+    'hint_opt': Option(Optional(FEATURE_LOSS), None, "FitNets: loss between tapped student features mapped by "
+                       "learned 1x1 regressors and the teacher's → l_hint"),
     'upcycling_opt': Option(Optional(UPCYCLING_LOSS), None, 'DUKD: zoom-in tiles of the ground truth (and zoom-out '
                             'inputs) labelled by the teacher → l_zoom_in, l_zoom_out_pix, l_zoom_out_kd'),
     'contrastive_opt': Option(Optional(LOSS), None, 'DCR: DynamicContrastiveLoss → l_dcl'),
@@ -419,9 +421,12 @@ def _check_run(parsed, path):
         if len(weights if weights is not None else PAPER_LEVEL_WEIGHTS) != levels:
             raise OptionError(f'train.contrastive_opt.level_weights {given}, but network_vqgan gives {levels} feature '
                               f'levels (one per ch_mult entry): give {levels} weights.')
-    if train.feature_opt and len(train.feature_opt.student_taps) != len(train.feature_opt.teacher_taps):
-        raise OptionError(f'train.feature_opt pairs student_taps with teacher_taps: give as many of each, got '
-                          f'{train.feature_opt.student_taps} and {train.feature_opt.teacher_taps}')
+    for cls, components in enabled_terms(train):
+        if issubclass(cls, PairedTaps):
+            option = components[cls.options[0]]
+            if len(option.student_taps) != len(option.teacher_taps):
+                raise OptionError(f'train.{cls.options[0]} pairs student_taps with teacher_taps: give as many of each, '
+                                  f'got {option.student_taps} and {option.teacher_taps}')
     if train.upcycling_opt and parsed.scale == 1:
         raise OptionError('train.upcycling_opt (DUKD) needs scale > 1: its zoom-in tiles are LR-sized tiles of the '
                           'ground truth.')
@@ -499,13 +504,14 @@ def parse_training_options(opt, check_files=True):
 # what dckd adds to a BasicSR options file (the rest of TRAINING is BasicSR's own keys, typed)
 DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 'path.pretrain_network_t',
              'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
-             'train.feature_opt', 'train.upcycling_opt', 'train.contrastive_opt', 'train.distribution_opt',
-             'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check', 'train.precision',
+             'train.feature_opt', 'train.hint_opt', 'train.upcycling_opt', 'train.contrastive_opt',
+             'train.distribution_opt', 'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check', 'train.precision',
              'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
                    'network_t': (ARCH, 'PretrainedModel'), 'network_vqgan': (ARCH, 'VQGANEncoder'),
                    'train.lcr_opt': (LCR_LOSS, None), 'train.feature_opt': (FEATURE_LOSS, None),
+                   'train.hint_opt': (FEATURE_LOSS, None),
                    'train.upcycling_opt': (UPCYCLING_LOSS, None)}
 
 

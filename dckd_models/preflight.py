@@ -18,9 +18,10 @@ from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
 from .taps import check_module_names
+from .terms import tapped_modules
 
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
-             'feature_opt': 'l_fakd', 'upcycling_opt': 'l_zoom_*',
+             'feature_opt': 'l_fakd', 'hint_opt': 'l_hint', 'upcycling_opt': 'l_zoom_*',
              'contrastive_opt': 'l_dcl', 'distribution_opt': 'l_ce'}
 PADDING_DATASETS = ('PaddedPairedImageDataset', )  # pad images smaller than the patch
 
@@ -78,10 +79,9 @@ def preflight(opt, launcher='none', teacher_check=False):
     summary = [f'model     {parsed.model_type}, {parsed.train.total_iter} iterations, scale {parsed.scale}',
                'terms     ' + '; '.join(_terms(parsed.train))]
     lines, networks = _networks(parsed)
-    feature = parsed.train.feature_opt  # the one term that taps modules (FAKD)
-    if feature:
-        check_module_names(networks['network_g'], feature.student_taps, 'train.feature_opt.student_taps')
-        check_module_names(networks['network_t'], feature.teacher_taps, 'train.feature_opt.teacher_taps')
+    for role, network_key in (('student', 'network_g'), ('teacher', 'network_t')):
+        for where, names in tapped_modules(parsed.train, role):
+            check_module_names(networks[network_key], names, where)
     summary += lines + _data(parsed)
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(_check_teacher(opt, parsed, networks['network_t']))

@@ -139,7 +139,7 @@ RESTORMER_STUDENT_NOTE = ('Student: dim 24, 22 blocks. The paper publishes only 
 # ----- the pairs: one row each --------------------------------------------------------------------
 
 # which METHODS a pair is trained with (its 'methods'; DEFAULT_METHODS when it names none)
-DEFAULT_METHODS = SR_METHODS = ('dckd', 'logits', 'scratch', 'fakd', 'dukd')
+DEFAULT_METHODS = SR_METHODS = ('dckd', 'logits', 'scratch', 'fakd', 'fitnet', 'dukd')
 RESTORATION_METHODS = ('dckd', 'logits', 'scratch')
 
 SWINIR_M = {
@@ -281,11 +281,23 @@ UPCYCLING = C({'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': F
 LCR_ON = {'lcr_opt': C({'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5}, inline='label consistency')}
 
 
+HINT_NOTE = ("FitNets (Romero et al., ICLR 2015): L2 between the teacher's features and the student's mapped by "
+             'learned 1x1 regressors (adapters, saved with the student as net_adapters_*.pth), at the two inner stage '
+             'taps of FAKD (FitNets takes one hint from the middle), with Logits KD; weight 1, not tuned')
+
+
 def fakd_terms(pair):
     student_taps, teacher_taps = pair['taps']
     return {'kd_opt': PAPER_TERMS['kd_opt'],
             'feature_opt': C({'type': 'L1Loss', 'loss_weight': 10.0, 'student_taps': student_taps,
                               'teacher_taps': teacher_taps}, FAKD_NOTE)}
+
+
+def fitnet_terms(pair):
+    student_taps, teacher_taps = pair['taps']
+    return {'kd_opt': PAPER_TERMS['kd_opt'],
+            'hint_opt': C({'type': 'MSELoss', 'loss_weight': 1.0, 'student_taps': student_taps[1:-1],
+                           'teacher_taps': teacher_taps[1:-1]}, HINT_NOTE)}
 
 
 METHODS = {
@@ -298,6 +310,9 @@ METHODS = {
                 'teacher': False, 'vqgan': False, 'terms': {}},
     'fakd': {'title': 'FAKD baseline: L1 + Logits KD + feature-affinity KD at tapped modules.',
              'teacher': True, 'vqgan': False, 'terms': fakd_terms},
+    'fitnet': {'title': "FitNets baseline: L1 + Logits KD + hints (the teacher's inner features, regressed from the "
+                        "student's).",
+               'teacher': True, 'vqgan': False, 'terms': fitnet_terms},
     'dukd': {'title': 'DUKD baseline: L1 + Logits KD + data upcycling (zoom-in tiles of the ground truth labelled '
                       'by the teacher).',
              'teacher': True, 'vqgan': False, 'terms': {'kd_opt': PAPER_TERMS['kd_opt'], 'upcycling_opt': UPCYCLING}},

@@ -39,15 +39,19 @@ def logits_kd_options(workspace, name, train_set, batch):  # noqa: F811
 
 
 FEATURE_TERM = {'type': 'L1Loss', 'loss_weight': 1.0, 'student_taps': ['body.0'], 'teacher_taps': ['body.0']}
+HINT_TERM = dict(FEATURE_TERM, type='MSELoss')  # adapters: rank 0's start, gradients averaged
 
 
-@pytest.mark.parametrize('terms', [{}, {'feature_opt': FEATURE_TERM}], ids=['Logits KD', 'Logits KD and FAKD'])
+@pytest.mark.parametrize('terms', [{}, {'feature_opt': FEATURE_TERM, 'hint_opt': HINT_TERM}],
+                         ids=['Logits KD', 'Logits KD, FAKD and hints'])
 def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, tmp_path, terms):  # noqa: F811
     train_set = paired_lmdbs(str(tmp_path / 'data'), 'train', patch=None, images=four_images())
     runs = {'ddp': logits_kd_options(workspace, 'ddp', train_set, batch=1),
             'single': logits_kd_options(workspace, 'single', train_set, batch=2)}
     for opt in runs.values():
-        opt['train'].update(terms)
+        # SGD, whose steps scale with the gradients (Adam's do not): ranks that summed their gradients
+        # instead of averaging them would show here
+        opt['train'].update(terms, optim_g={'type': 'SGD', 'lr': 0.05})
     paths = {}
     for name, opt in runs.items():
         paths[name] = tmp_path / f'{name}.yml'
@@ -64,12 +68,15 @@ def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, t
 
     log = next(f for f in os.listdir(tmp_path / 'experiments/ddp') if f.endswith('.log'))
     text = (tmp_path / 'experiments/ddp' / log).read_text()
-    assert 'student, EMA weights identical on all 2 ranks.' in text and 'World size (gpu number): 2' in text
-    a = torch.load(tmp_path / 'experiments/ddp/models/net_g_4.pth', weights_only=True)
-    b = torch.load(tmp_path / 'experiments/single/models/net_g_4.pth', weights_only=True)
-    for key in ('params', 'params_ema'):
-        for name, value in a[key].items():
-            assert torch.allclose(value, b[key][name], rtol=1e-4, atol=1e-6), (key, name)
+    replicated = 'student, EMA, adapters' if terms else 'student, EMA'
+    assert f'{replicated} weights identical on all 2 ranks.' in text and 'World size (gpu number): 2' in text
+    files = {'net_g_4.pth': ('params', 'params_ema'), **({'net_adapters_4.pth': ('params', )} if terms else {})}
+    for file, keys in files.items():
+        a = torch.load(tmp_path / 'experiments/ddp/models' / file, weights_only=True)
+        b = torch.load(tmp_path / 'experiments/single/models' / file, weights_only=True)
+        for key in keys:
+            for name, value in a[key].items():
+                assert torch.allclose(value, b[key][name], rtol=1e-4, atol=1e-6), (file, key, name)
 
 
 def test_dckd_under_two_ranks_keeps_student_ema_and_history_identical(workspace, tmp_path):  # noqa: F811

@@ -538,6 +538,26 @@ def test_fakd_taps_are_modules_of_both_networks_at_the_same_resolution(arch):
     assert sizes[0] == sizes[1] and all(size == (1, 256, 256) for size in sizes[0])
 
 
+# channels of the student's and the teacher's inner stages: the embeddings and widths of the pairs
+HINT_CHANNELS = {'swinir': (60, 180), 'swinir_light': (60, 180), 'rcan': (64, 64), 'edsr': (64, 256),
+                 'edsr_baseline': (64, 256)}
+
+
+@pytest.mark.parametrize('arch', ARCHS + NEW_SR)
+def test_fitnet_hints_read_the_inner_fakd_taps_through_regressors_of_the_pair_widths(arch, tmp_path):
+    from dckd_models.terms.feature_hint import FeatureHint
+    opt = training_opt('fitnet', arch, 4)
+    hint, fakd = opt['train']['hint_opt'], training_opt('fakd', arch, 4)['train']['feature_opt']
+    assert (hint['type'], hint['loss_weight']) == ('MSELoss', 1.0) and 'kd_opt' in opt['train']
+    assert (hint['student_taps'], hint['teacher_taps']) == (fakd['student_taps'][1:3], fakd['teacher_taps'][1:3])
+    model_opt = make_opt(tmp_path, student=opt['network_g'], teacher=opt['network_t'], terms=(), hint_opt=hint)
+    model_opt.update(scale=4)
+    model_opt['datasets']['train']['gt_size'] = 32  # the channels are probed on an 8x8 LR patch
+    model = DCKDModel(model_opt)
+    regressors = model.term(FeatureHint).adapters().values()
+    assert [(r.in_features, r.out_features) for r in regressors] == [HINT_CHANNELS[arch]] * 2
+
+
 @pytest.mark.parametrize('arch', ARCHS + NEW_SR)
 def test_dukd_is_logits_kd_plus_one_zoom_in_tile_as_released(arch):
     train = training_opt('dukd', arch, 4)['train']

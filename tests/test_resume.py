@@ -76,12 +76,13 @@ def logged_losses(experiment):
     return losses
 
 
-def assert_same_run(tmp_path, straight, resumed, last, resumed_from, history=True):
+def assert_same_run(tmp_path, straight, resumed, last, resumed_from, history=True, adapters=False):
     def load(name, file):
         return torch.load(tmp_path / 'experiments' / name / file, weights_only=True)
 
     files = [(f'models/net_g_{last}.pth', ('params', 'params_ema'))]
     files += [(f'models/net_history_{last}.pth', ('params', ))] if history else []
+    files += [(f'models/net_adapters_{last}.pth', ('params', ))] if adapters else []
     for file, keys in files:
         a, b = load(straight, file), load(resumed, file)
         for key in keys:
@@ -141,12 +142,15 @@ def test_other_models_resume_exactly_too(workspace, sub_images, tmp_path, model)
     assert_same_run(tmp_path, 'straight', 'split', 8, 4, history=False)
 
 
-def test_terms_with_taps_and_random_draws_resume_exactly(workspace, sub_images, tmp_path):  # noqa: F811
-    """FAKD (forward hooks) and DUKD (tiles and transforms drawn from the model's generator)."""
+def test_terms_with_taps_adapters_and_random_draws_resume_exactly(workspace, sub_images, tmp_path):  # noqa: F811
+    """FAKD (forward hooks), FitNets' hints (adapters trained with the student) and DUKD (tiles and
+    transforms drawn from the model's generator)."""
     def run(name, total):
         opt = models(options(workspace, sub_images, name, total, 0, None, 1), 'KDModel')
         opt['train']['feature_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0, 'student_taps': ['conv_first'],
                                        'teacher_taps': ['conv_first']}
+        opt['train']['hint_opt'] = {'type': 'MSELoss', 'loss_weight': 1.0, 'student_taps': ['layers.0'],
+                                    'teacher_taps': ['body.1']}  # SwinIR tokens, EDSR maps
         opt['train']['upcycling_opt'] = {'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': True,
                                          'prob': 0.5}
         return opt
@@ -154,8 +158,9 @@ def test_terms_with_taps_and_random_draws_resume_exactly(workspace, sub_images, 
     train(tmp_path, run('straight', 8))
     train(tmp_path, run('split', 4))
     train(tmp_path, run('split', 8), '--auto_resume')
-    assert_same_run(tmp_path, 'straight', 'split', 8, 4, history=False)
-    assert 'l_fakd' in logged_losses(tmp_path / 'experiments' / 'split')[8]
+    assert_same_run(tmp_path, 'straight', 'split', 8, 4, history=False, adapters=True)
+    logged = logged_losses(tmp_path / 'experiments' / 'split')[8]
+    assert 'l_fakd' in logged and 'l_hint' in logged
 
 
 def test_two_gloo_ranks_resume_exactly(workspace, sub_images, tmp_path):  # noqa: F811

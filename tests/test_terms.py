@@ -1,6 +1,6 @@
-"""The distillation terms (dckd_models/terms): FAKD's affinities and DUKD's upcycled inputs against
-hand-computed cases, and, for every term, that its loss trains the student (through the graph)
-and nothing else."""
+"""The distillation terms (dckd_models/terms): FAKD's affinities, FitNets' hints and DUKD's
+upcycled inputs against hand-computed cases, and, for every term, that its loss trains the
+student and its adapters (through the graph) and nothing else."""
 import pytest
 import torch
 
@@ -10,11 +10,13 @@ from dckd_models import DCKDModel, KDModel
 from dckd_models import label_consistency as lcr
 from dckd_models.terms import Step, term_classes
 from dckd_models.terms.feature_affinity import FeatureAffinity, spatial_affinity
+from dckd_models.terms.feature_hint import FeatureHint
 from dckd_models.terms.upcycling import zoom_in_tiles, zoom_out
 from conftest import edsr
 from test_models import SCALE, batch, make_opt, same, snapshot
 
 FAKD = {'type': 'L1Loss', 'loss_weight': 10.0, 'student_taps': ['body.0'], 'teacher_taps': ['body.1']}
+HINT = {'type': 'MSELoss', 'loss_weight': 1.0, 'student_taps': ['body.0'], 'teacher_taps': ['body.1']}
 DUKD = {'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 2, 'zoom_out': True, 'prob': 0.5}
 
 
@@ -49,10 +51,46 @@ def test_dckd_train_check_names_a_tap_that_is_no_module(tmp_path):
 
 
 def test_taps_are_checked_before_training(tmp_path):
-    with pytest.raises(OptionError, match=r"train: the student taps: EDSR has no module 'body.9'; did you mean body.0"):
+    with pytest.raises(OptionError, match=r"train.feature_opt.student_taps: EDSR has no module 'body.9'; did you mean body.0"):
         KDModel(make_opt(tmp_path, terms=(), feature_opt=dict(FAKD, student_taps=['body.9'])))
     with pytest.raises(OptionError, match=r'train.feature_opt pairs student_taps with teacher_taps'):
         KDModel(make_opt(tmp_path, terms=(), feature_opt=dict(FAKD, teacher_taps=['body.0', 'body.1'])))
+
+
+# ----- FitNets' hints -------------------------------------------------------------------------------
+
+def test_the_hint_regressor_maps_student_channels_to_teacher_channels_at_each_position(tmp_path):
+    """Student EDSR has 8 channels, teacher 16: with the regressor copying channel j to j (bias 0),
+    r(S) is S with 8 zero channels more. S = 1 and T = 2 everywhere: the squared errors are 1 on
+    8 channels and 4 on the other 8, a mean of 2.5."""
+    model = KDModel(make_opt(tmp_path, terms=(), hint_opt=dict(HINT)))
+    term = model.term(FeatureHint)
+    regressor = term.adapters()['hint_0']
+    assert (regressor.in_features, regressor.out_features) == (8, 16)
+    with torch.no_grad():
+        regressor.weight.copy_(torch.eye(16, 8))
+        regressor.bias.zero_()
+    step = Step(lq=None, gt=None, teacher=True)
+    step.features = {'student': {'body.0': torch.ones(2, 8, 3, 5)}, 'teacher': {'body.1': torch.full((2, 16, 3, 5), 2.)}}
+    assert term.losses(step)['l_hint'].item() == pytest.approx(2.5)
+
+
+def test_hints_need_taps_at_the_same_resolution(tmp_path):
+    with pytest.raises(OptionError, match=r'train.hint_opt: student tap body.0 and teacher tap upsample give 256 and '
+                                          r'1024 positions; pair modules that work at the same resolution'):
+        KDModel(make_opt(tmp_path, terms=(), hint_opt=dict(HINT, teacher_taps=['upsample'])))
+
+
+def test_adapters_train_with_the_student_and_follow_its_schedule(tmp_path):
+    scheduler = {'type': 'MultiStepLR', 'milestones': [2], 'gamma': 0.5}
+    model = KDModel(make_opt(tmp_path, terms=(), hint_opt=dict(HINT), scheduler=scheduler))
+    adapters = snapshot(model.net_adapters)
+    for current_iter in (1, 2, 3):
+        model.update_learning_rate(current_iter)
+        model.feed_data(batch(size=8))
+        model.optimize_parameters(current_iter)
+    assert not same(model.net_adapters, adapters)
+    assert [group['lr'] for group in model.optimizer_g.param_groups] == [5e-4, 5e-4]
 
 
 # ----- DUKD -----------------------------------------------------------------------------------------
@@ -127,7 +165,7 @@ def test_upcycling_needs_an_sr_scale(tmp_path):
 
 TERMS = {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
          'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
-         'feature_opt': dict(FAKD), 'upcycling_opt': dict(DUKD),
+         'feature_opt': dict(FAKD), 'hint_opt': dict(HINT), 'upcycling_opt': dict(DUKD),
          'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1},
          'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001}}
 FROZEN = ('net_t', 'net_vqgan', 'net_history')
@@ -151,9 +189,12 @@ def test_a_term_trains_the_student_and_changes_nothing_else(tmp_path, option):
     # the term alone, recomputed: a loss cut from the graph (as released FAKD code does) fails here
     step = model.run_step()
     loss = sum(sum(term.losses(step).values()) for term in model.terms)
-    gradients = torch.autograd.grad(loss, list(model.net_g.parameters()), allow_unused=True)
+    gradients = torch.autograd.grad(loss, list(model.net_g.parameters()), allow_unused=True, retain_graph=True)
     assert any(g is not None and g.abs().sum() > 0 for g in gradients)
-    if option == 'feature_opt':  # tapped at body.0: what comes after it gets nothing
+    if model.net_adapters is not None:  # and every adapter learns from it
+        adapter_gradients = torch.autograd.grad(loss, list(model.net_adapters.parameters()))
+        assert all(g.abs().sum() > 0 for g in adapter_gradients)
+    if option in ('feature_opt', 'hint_opt'):  # tapped at body.0: what comes after it gets nothing
         named = dict(zip([n for n, _ in model.net_g.named_parameters()], gradients))
         assert named['conv_first.weight'].abs().sum() > 0
         assert named['conv_last.weight'] is None

@@ -2,7 +2,7 @@
 Super-Resolution", ICIP 2020): the student's spatial affinities of intermediate features follow
 the teacher's."""
 from dckd.registry import register
-from . import TERM_REGISTRY, Term
+from . import TERM_REGISTRY, PairedTaps
 
 EPS = 1e-8  # added to each position's feature norm, as the authors' code does
 
@@ -16,24 +16,22 @@ def spatial_affinity(features):
 
 
 @register(TERM_REGISTRY)
-class FeatureAffinity(Term):
+class FeatureAffinity(PairedTaps):
     """`train.feature_opt` -> l_fakd = sum over tap pairs of loss(A(student tap), A(teacher tap)),
     A the spatial affinity; `student_taps[i]` is paired with `teacher_taps[i]` (module names as in
-    `named_modules()`, e.g. RCAN's body.2, SwinIR's layers.1). The authors' released code sums
-    these losses into a new tensor, which cuts the graph and trains nothing; here they stay in it."""
+    `named_modules()`, e.g. RCAN's body.2, SwinIR's layers.1), which must work at the same
+    resolution (checked when the model is built). The authors' released code sums these losses
+    into a new tensor, which cuts the graph and trains nothing; here they stay in it."""
     options = ('feature_opt', )
 
-    def taps(self):
-        return {'student': self.component.student_taps, 'teacher': self.component.teacher_taps}
+    def __init__(self, components, model):
+        super().__init__(components, model)
+        self.check_positions(model.tapped_shapes())
 
     def losses(self, step):
         total = 0
-        for student_tap, teacher_tap in zip(self.component.student_taps, self.component.teacher_taps):
+        for student_tap, teacher_tap in self.tap_pairs():
             student = spatial_affinity(step.features['student'][student_tap].float())
             teacher = spatial_affinity(step.features['teacher'][teacher_tap].float())
-            if student.shape != teacher.shape:
-                raise ValueError(f'train.feature_opt: student tap {student_tap} and teacher tap {teacher_tap} have '
-                                 f'{student.shape[-1]} and {teacher.shape[-1]} positions; pair modules that work at '
-                                 'the same resolution.')
             total = total + self.criterion(student, teacher)
         return {'l_fakd': total}
