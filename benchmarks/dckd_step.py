@@ -37,11 +37,13 @@ PRESETS = {
                  teacher=dict(SWINIR, depths=[6] * 6, embed_dim=180, num_heads=[6] * 6),
                  vqgan=dict(type='VQGANEncoder'), batch=16, lq_size=48, negatives=5,
                  taps=(['conv_first', 'layers.1', 'layers.3', 'conv_after_body'],
-                       ['conv_first', 'layers.2', 'layers.5', 'conv_after_body'])),
+                       ['conv_first', 'layers.2', 'layers.5', 'conv_after_body']),
+                 hint_taps=(['layers.1', 'layers.3'], ['layers.2', 'layers.5'])),  # as fitnet_swinir_x4.yml
     'cpu': dict(student=dict(SWINIR, img_size=16, depths=[2, 2], embed_dim=24, num_heads=[2, 2]),
                 teacher=dict(SWINIR, img_size=16, depths=[2, 2, 2], embed_dim=48, num_heads=[2, 2, 2]),
                 vqgan=dict(type='VQGANEncoder', ch=32, num_res_blocks=1, z_channels=64, embed_dim=64, n_embed=256),
-                batch=4, lq_size=16, negatives=5, taps=(['conv_first', 'layers.1'], ['conv_first', 'layers.2'])),
+                batch=4, lq_size=16, negatives=5, taps=(['conv_first', 'layers.1'], ['conv_first', 'layers.2']),
+                hint_taps=(['layers.1'], ['layers.2'])),
 }
 TERMS = {
     'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
@@ -49,11 +51,12 @@ TERMS = {
     'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001},
     'lcr_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
     'feature_opt': {'type': 'L1Loss', 'loss_weight': 10.0},  # with the preset's taps
+    'hint_opt': {'type': 'MSELoss', 'loss_weight': 1.0},  # with the preset's hint_taps
     'upcycling_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'zoom_in': 1, 'zoom_out': False, 'prob': 0.3},
 }
 DCKD_TERMS = ('kd_opt', 'contrastive_opt', 'distribution_opt')
 BASE_ROWS = {'scratch': (), 'Logits KD': ('kd_opt', ), 'FAKD': ('kd_opt', 'feature_opt'),
-             'DUKD': ('kd_opt', 'upcycling_opt'), 'DCKD': DCKD_TERMS, 'DCKD + LCR': DCKD_TERMS + ('lcr_opt', ),
+             'FitNets': ('kd_opt', 'hint_opt'), 'DUKD': ('kd_opt', 'upcycling_opt'), 'DCKD': DCKD_TERMS, 'DCKD + LCR': DCKD_TERMS + ('lcr_opt', ),
              'DCKD*': DCKD_TERMS + ('lcr_opt', 'upcycling_opt')}
 ABLATIONS = {  # row name suffix -> (train options, top-level options)
     'VQGAN activations kept': ({'vqgan_recompute': False}, {}),
@@ -95,6 +98,8 @@ def build_model(preset, spec, device, folder):
     terms = {t: dict(TERMS[t]) for t in spec['terms']}
     if 'feature_opt' in terms:
         terms['feature_opt'].update(student_taps=preset['taps'][0], teacher_taps=preset['taps'][1])
+    if 'hint_opt' in terms:
+        terms['hint_opt'].update(student_taps=preset['hint_taps'][0], teacher_taps=preset['hint_taps'][1])
     opt = {
         'name': 'benchmark', 'model_type': 'DCKDModel', 'logger': {'save_checkpoint_freq': 10**6}, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'manual_seed': 0,
         'num_gpu': 1 if device == 'cuda' else 0, 'scale': 4,

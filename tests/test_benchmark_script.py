@@ -17,7 +17,7 @@ def test_benchmark_writes_one_row_per_variant_with_ratios_to_logits_kd(tmp_path)
                     '--precisions', 'float32', '--out', str(out)])
     lines = out.read_text().splitlines()
     rows = [line.split(' | ') for line in lines if line.startswith('| ') and 'variant' not in line]
-    assert [row[0][2:] for row in rows] == ['scratch, float32', 'Logits KD, float32', 'FAKD, float32',
+    assert [row[0][2:] for row in rows] == ['scratch, float32', 'Logits KD, float32', 'FAKD, float32', 'FitNets, float32',
                                            'DUKD, float32', 'DCKD, float32', 'DCKD, reference path, float32',
                                            'DCKD + LCR, float32', 'DCKD*, float32']
     logits = rows[1]

@@ -41,11 +41,12 @@ def test_fakd_loss_is_the_weighted_l1_between_affinities(tmp_path):
     assert term.losses(step)['l_fakd'].item() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_dckd_train_check_names_a_tap_that_is_no_module(tmp_path):
+@pytest.mark.parametrize('option, term', [('feature_opt', FAKD), ('hint_opt', HINT)])
+def test_dckd_train_check_names_a_tap_that_is_no_module(tmp_path, option, term):
     from dckd_models.preflight import preflight
-    opt = make_opt(tmp_path, terms=(), feature_opt=dict(FAKD, teacher_taps=['body.7']))
+    opt = make_opt(tmp_path, terms=(), **{option: dict(term, teacher_taps=['body.7'])})
     opt['datasets'] = {}
-    with pytest.raises(OptionError, match=r"train.feature_opt.teacher_taps: EDSR has no module 'body.7'; did you "
+    with pytest.raises(OptionError, match=rf"train.{option}.teacher_taps: EDSR has no module 'body.7'; did you "
                                           r'mean body.1'):
         preflight(opt)
 
