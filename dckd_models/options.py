@@ -505,8 +505,8 @@ def parse_training_options(opt, check_files=True):
 DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 'path.pretrain_network_t',
              'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
              'train.feature_opt', 'train.hint_opt', 'train.upcycling_opt', 'train.contrastive_opt',
-             'train.distribution_opt', 'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check', 'train.precision',
-             'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen')
+             'train.distribution_opt', 'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check',
+             'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
                    'network_t': (ARCH, 'PretrainedModel'), 'network_vqgan': (ARCH, 'VQGANEncoder'),

@@ -49,8 +49,9 @@ class Term:
 
     @classmethod
     def taps(cls, components):
-        """{'student': [module names], 'teacher': [...]} whose features `losses` reads, with the
-        option that names them: {role: (option path, names)}; none by default."""
+        """The modules whose features `losses` reads, from the term's options alone (so
+        `dckd-train --check` asks too): {'student' or 'teacher': (the option path that names them,
+        [module names])}; none by default."""
         return {}
 
     def add_inputs(self, step, generator):
