@@ -106,7 +106,7 @@ def build_terms(train, model):
 
 def tapped_modules(train, role):
     """[(option path, module names)] of `role` ('student' or 'teacher') the enabled terms read."""
-    return [cls.taps(components)[role] for cls, components in enabled_terms(train) if cls.taps(components)]
+    return [taps[role] for cls, components in enabled_terms(train) if (taps := cls.taps(components))]
 
 
 class PairedTaps(Term):

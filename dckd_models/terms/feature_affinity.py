@@ -2,6 +2,7 @@
 Super-Resolution", ICIP 2020): the student's spatial affinities of intermediate features follow
 the teacher's."""
 from dckd.registry import register
+from ..taps import as_tokens
 from . import TERM_REGISTRY, PairedTaps
 
 EPS = 1e-8  # added to each position's feature norm, as the authors' code does
@@ -10,7 +11,7 @@ EPS = 1e-8  # added to each position's feature norm, as the authors' code does
 def spatial_affinity(features):
     """(B, N, N) cosine similarity between the feature vectors of every two of the N positions:
     `features` is (B, C, H, W) (N = H*W) or transformer tokens (B, N, C)."""
-    flat = features.flatten(2) if features.dim() == 4 else features.transpose(1, 2)  # (B, C, N)
+    flat = as_tokens(features).transpose(1, 2)  # (B, C, N)
     normalized = flat / (flat.norm(dim=1, keepdim=True) + EPS)
     return normalized.transpose(1, 2) @ normalized
 
