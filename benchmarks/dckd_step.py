@@ -66,18 +66,22 @@ ABLATIONS = {  # row name suffix -> (train options, top-level options)
 }
 
 
-def rows_to_run(precisions, ablations):
-    """[(name, spec)] in table order; spec is what one child process measures."""
+def rows_to_run(precisions, ablations, base_rows=None):
+    """[(name, spec)] in table order; spec is what one child process measures. `base_rows`: names of
+    BASE_ROWS to run (default all)."""
     rows = []
     for precision in precisions:
         for name, terms in BASE_ROWS.items():
-            rows.append((f'{name}, {precision}', dict(terms=terms, precision=precision)))
+            if base_rows and name not in base_rows:
+                continue
+            rows.append((f'{name}, {precision}', dict(base=name, terms=terms, precision=precision)))
             if name == 'DCKD' and precision == 'float32':
-                rows.append(('DCKD, reference path, float32', dict(terms=terms, precision=precision, reference=True)))
+                rows.append(('DCKD, reference path, float32', dict(base=name, terms=terms, precision=precision,
+                                                                   reference=True)))
             if name == 'DCKD' and ablations:
                 for suffix, (train, top) in ABLATIONS.items():
-                    rows.append((f'DCKD, {suffix}, {precision}', dict(terms=terms, precision=precision, train=train,
-                                                                     top=top)))
+                    rows.append((f'DCKD, {suffix}, {precision}', dict(base=name, terms=terms, precision=precision,
+                                                                     train=train, top=top)))
     return rows
 
 
@@ -191,6 +195,48 @@ def time_iterations(model, preset, device, batch, iterations, warmup, memory=Non
     return statistics.median(times) * 1000
 
 
+STAGES = ('student forward', 'teacher forward', 'history model on the negatives', 'VQGAN passes and DCR/DMM losses',
+          'backward', 'optimizer step', 'EMA update')
+
+
+def profile_stages(model, preset, device, batch, iterations=5):
+    """Markdown table: milliseconds per iteration of each stage of the step (STAGES), on the device
+    and on the CPU, from torch.profiler over `iterations` iterations after two warm-up ones."""
+    from unittest import mock
+
+    from torch.profiler import ProfilerActivity, profile, record_function
+    from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
+
+    def staged(name, function):
+        def run(*args, **kwargs):
+            with record_function(name):
+                return function(*args, **kwargs)
+        return run
+
+    run_network = model.run_network
+    model.run_network = lambda net, *args: staged('student forward' if net is model.net_g else 'teacher forward',
+                                                  run_network)(net, *args)
+    term = model.term(DynamicContrastiveKD)
+    if term is not None:
+        term.history_negatives = staged(STAGES[2], term.history_negatives)
+        term.feature_losses = staged(STAGES[3], term.feature_losses)
+    model.optimizer_g.step = staged('optimizer step', model.optimizer_g.step)
+    model.model_ema = staged('EMA update', model.model_ema)
+    time_iterations(model, preset, device, batch, iterations=1, warmup=1)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == 'cuda' else [])
+    with mock.patch.object(torch.Tensor, 'backward', staged('backward', torch.Tensor.backward)), \
+            profile(activities=activities) as profiler:
+        time_iterations(model, preset, device, batch, iterations=iterations, warmup=0)
+    events = {event.key: event for event in profiler.key_averages() if event.key in STAGES}
+    lines = ['| stage | device ms / iteration | CPU ms / iteration |', '|---|---|---|']
+    for stage in STAGES:
+        if stage in events:
+            event = events[stage]
+            device_ms = f'{event.device_time_total / 1000 / iterations:.1f}' if device == 'cuda' else '-'
+            lines.append(f'| {stage} | {device_ms} | {event.cpu_time_total / 1000 / iterations:.1f} |')
+    return '\n'.join(lines) + '\n'
+
+
 def largest_fitting(fits, start):
     """The largest n >= 1 with fits(n), for fits true up to some n and false above: doubling
     from `start`, then bisection; 0 when even 1 does not fit."""
@@ -232,12 +278,14 @@ def measure_row(args, spec, folder):
     register_all()
     torch.backends.cudnn.benchmark = True  # as BasicSR's train.py sets it
     preset = dict(PRESETS[args.preset], batch=args.batch or PRESETS[args.preset]['batch'])
-    memory = PeakMemory(args.device)
     model = build_model(preset, spec, args.device, folder)
+    if spec.get('profile'):
+        return {'profile': profile_stages(model, preset, args.device, preset['batch'])}
+    memory = PeakMemory(args.device)
     ms = time_iterations(model, preset, args.device, preset['batch'], args.iterations, args.warmup, memory)
     result = {'ms': ms, 'peak_mib': memory.peak_mib(), 'fit_batch': None}
     del model
-    if args.fit_memory:
+    if args.fit_memory and spec['base'] in (args.fit_rows or BASE_ROWS):
         result['fit_batch'] = largest_fitting(fits_in(preset, spec, folder, args.fit_memory), preset['batch'])
     return result
 
@@ -256,6 +304,7 @@ def run_in_child(args, spec, folder, env):
                 '--warmup', str(args.warmup)]
     settings += ['--batch', str(args.batch)] if args.batch else []
     settings += ['--fit-memory', str(args.fit_memory)] if args.fit_memory else []
+    settings += ['--fit-rows', *args.fit_rows] if args.fit_rows else []
     command = [sys.executable, os.path.abspath(__file__), *settings, '--child', json.dumps(spec), '--folder', folder]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -272,7 +321,7 @@ def markdown(rows, results, args):
         cells = [name, f'{result["ms"]:.1f}', f'{result["ms"] / unit["ms"]:.2f}', f'{result["peak_mib"]:.0f}',
                  f'{result["peak_mib"] / unit["peak_mib"]:.2f}']
         if args.fit_memory:
-            cells.append(str(result['fit_batch']))
+            cells.append('-' if result['fit_batch'] is None else str(result['fit_batch']))
         lines.append('| ' + ' | '.join(cells) + ' |')
     device = torch.cuda.get_device_name() if args.device == 'cuda' else 'CPU'
     batch = args.batch or PRESETS[args.preset]['batch']
@@ -280,6 +329,21 @@ def markdown(rows, results, args):
               f'iterations after {args.warmup} warm-up (fastest of {args.repeats} interleaved runs), '
               f'{time.strftime("%Y-%m-%d")}')
     return header + '\n\n' + '\n'.join(lines) + '\n'
+
+
+def profiled_stages(args, rows, results, folder):
+    """With --profile-above: a stage table for each DCKD row above the ratio (Markdown, or '')."""
+    if args.profile_above is None:
+        return ''
+    text = ''
+    for (name, spec), result in zip(rows, results):
+        unit = results[[n for n, _ in rows].index(f'Logits KD, {spec["precision"]}')]
+        ratios = result['ms'] / unit['ms'], result['peak_mib'] / unit['peak_mib']
+        if 'DCKD' in spec['base'] and max(ratios) > args.profile_above:
+            stages = run_in_child(args, dict(spec, profile=True), folder, env=os.environ)['profile']
+            text += (f'\n### {name}: {ratios[0]:.2f}x Logits KD in time, {ratios[1]:.2f}x in memory; stages '
+                     f'(torch.profiler)\n\n{stages}')
+    return text
 
 
 def parse_args(argv):
@@ -294,12 +358,19 @@ def parse_args(argv):
     parser.add_argument('--repeats', type=int, default=1,
                         help='measure every row this many times, interleaved, and keep its fastest median')
     parser.add_argument('--fit-memory', type=float, metavar='GIB', help='largest batch under this cap (CUDA only)')
+    parser.add_argument('--rows', nargs='+', choices=list(BASE_ROWS), help='only these rows (and their variants)')
+    parser.add_argument('--fit-rows', nargs='+', choices=list(BASE_ROWS), help='--fit-memory for these rows only')
+    parser.add_argument('--profile-above', type=float, metavar='RATIO',
+                        help='a torch.profiler table by stage for every DCKD row above RATIO x Logits KD in time or '
+                             'memory')
     parser.add_argument('--out', help='also write the table to this Markdown file (never overwritten)')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     parser.add_argument('--folder', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out and os.path.exists(args.out):
         parser.error(f'--out {args.out} exists; choose another file')
+    if args.rows and 'Logits KD' not in args.rows:
+        parser.error('--rows must include Logits KD: the ratios are to it')
     if args.fit_memory and args.device != 'cuda':
         parser.error('--fit-memory needs --device cuda')
     if args.device == 'cpu' and not os.path.exists('/proc/self/clear_refs'):
@@ -313,7 +384,7 @@ def main(argv=None):
         print(json.dumps(measure_row(args, json.loads(args.child), args.folder)))
         return
     register_all()
-    rows, results = rows_to_run(args.precisions, args.ablations), {}
+    rows, results = rows_to_run(args.precisions, args.ablations, args.rows), {}
     with tempfile.TemporaryDirectory() as folder:
         write_checkpoints(PRESETS[args.preset], folder)
         for repeat in range(args.repeats):  # interleaved, so a slow spell of the machine hits one pass, not one row
@@ -322,8 +393,8 @@ def main(argv=None):
                 if name not in results or result['ms'] < results[name]['ms']:
                     results[name] = result
                 print(f'{name}: {result["ms"]:.1f} ms/iteration, peak {result["peak_mib"]:.0f} MiB', flush=True)
-    results = [results[name] for name, _ in rows]
-    table = markdown(rows, results, args)
+        results = [results[name] for name, _ in rows]
+        table = markdown(rows, results, args) + profiled_stages(args, rows, results, folder)
     print('\n' + table)
     if args.out:
         with open(args.out, 'w') as f:

@@ -1,0 +1,306 @@
+"""Does distillation pay? Scratch, Logits KD, DCKD, DCKD with DCR only and DCKD with DMM only, the
+same student, data and iterations, several seeds each, evaluated on held-out Set5 and Set14.
+
+Every run goes through `dckd-train` (BasicSR's pipeline) with options made from the demo's
+(options/table.py, DEMO_RUNS: networks, schedule and DCKD's terms), and every model is scored by
+`dckd-evaluate` (Y channel, border = scale). Training data: sub-images of the scikit-image
+photographs and of `--train-hr` (default ../shared/data/benchmarks/BSD68); the test images are
+never trained on (Set5 is the validation set the curves are drawn from). No pretrained VQGAN can
+be downloaded here: DCR and DMM work in the feature space of a randomly initialised encoder, and
+the table says so.
+
+    python benchmarks/distill_gain.py --out results/gain_cpu                 # CPU, the demo's scale
+    python benchmarks/distill_gain.py --preset gpu --teacher T.pth --out $OUT/gain   # 15 runs at once
+    python benchmarks/distill_gain.py --dry-run --out /tmp/gain              # tiny networks, seconds
+
+Writes OUT/results.md (mean +- std per method, every seed, wall times), OUT/results.json,
+OUT/curves.png (dckd-curves: validation PSNR of each method's first seed), OUT/evaluation.csv and
+OUT/teacher.pth (to carry to a GPU run, where the teacher is not trained again). The work
+(LMDBs, experiments) goes to --work, default OUT/work.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_BENCHMARKS = os.path.join(os.path.dirname(PROJECT_ROOT), 'shared', 'data', 'benchmarks')
+SCALE = 4
+TEST_SETS = ('Set5', 'Set14')
+
+# method -> (demo run it starts from, DCKD terms it drops)
+METHODS = {
+    'scratch': ('demo_scratch_x4', ()),
+    'Logits KD': ('demo_logits_x4', ()),
+    'DCKD': ('demo_dckd_x4', ()),
+    'DCKD, DCR only': ('demo_dckd_x4', ('distribution_opt', )),
+    'DCKD, DMM only': ('demo_dckd_x4', ('contrastive_opt', 'history', 'negatives')),
+}
+TINY = {'student': {'num_feat': 8, 'num_block': 1}, 'teacher': {'num_feat': 8, 'num_block': 2}}  # EDSR overrides
+PRESETS = {
+    # the demo's networks and schedule; runs one after another
+    'cpu': {'teacher_iter': None, 'student_iter': None, 'val_every': 100, 'jobs': 1, 'networks': None},
+    # the same networks, five times the iterations, every student run at once (a 16-core GPU machine)
+    'gpu': {'teacher_iter': None, 'student_iter': 4000, 'val_every': 500, 'jobs': 15, 'networks': None},
+    # tiny networks and 4 iterations: the same steps in seconds (the test suite runs it)
+    'dry': {'teacher_iter': 4, 'student_iter': 4, 'val_every': 2, 'jobs': 2, 'networks': TINY},
+}
+
+
+def slug(method):
+    return method.lower().replace(', ', '_').replace(' ', '_')
+
+
+def load_table():
+    sys.path.insert(0, os.path.join(PROJECT_ROOT, 'options'))
+    import generate
+    return generate, generate.load_table()
+
+
+# ----- data ----------------------------------------------------------------------------------------------
+
+def prepare_data(work, train_folders, test_folders):
+    """Training LMDBs (96x96 GT sub-images, step 48) of the scikit-image photographs and of every
+    image in `train_folders`; each test set as GTmod12 / LRbicx4 folders. Reused when present."""
+    from dckd.demo.data import HELD_OUT_IMAGES, TRAIN_IMAGES, skimage_photo_bgr
+    from dckd.lmdb_writer import write_image_lmdb
+    from dckd.paired_data import paired_subimages
+    from dckd.prepare.images import list_images, read_bgr, stem
+    from dckd.prepare.sr import prepare_benchmark
+
+    data = os.path.join(work, 'data')
+    gt_path, lq_path = os.path.join(data, 'train_gt.lmdb'), os.path.join(data, f'train_lq_x{SCALE}.lmdb')
+    if not (os.path.isdir(gt_path) and os.path.isdir(lq_path)):
+        images = [(name, lambda name=name: skimage_photo_bgr(name)) for name in TRAIN_IMAGES + HELD_OUT_IMAGES]
+        images += [(stem(path), lambda path=path: read_bgr(path)) for folder in train_folders
+                   for path in list_images(folder)]
+        pairs = [pair for name, read in images for pair in paired_subimages(name, read(), SCALE, 96, 48)]
+        write_image_lmdb(gt_path, [(key, gt) for key, gt, _ in pairs])
+        write_image_lmdb(lq_path, [(key, lq) for key, _, lq in pairs])
+        print(f'training data: {len(pairs)} pairs from {len(images)} images', flush=True)
+    for name, folder in test_folders.items():
+        if not os.path.isdir(os.path.join(data, name, f'LRbicx{SCALE}')):
+            prepare_benchmark(folder, data, name, scales=(SCALE, ))
+    return data
+
+
+# ----- options --------------------------------------------------------------------------------------------
+
+def run_options(generate, table, method, seed, preset, data, teacher):
+    """The options of one run, as dckd-train reads them: the demo run's, with this study's data,
+    seed, iterations and validation (`method` None: the teacher)."""
+    base_name, dropped = METHODS[method] if method else ('demo_teacher_x4', ())
+    run = dict(next(r for r in table.DEMO_RUNS if r['name'] == base_name))
+    run['terms'] = {k: v for k, v in run['terms'].items() if k not in dropped}
+    iterations = preset['teacher_iter' if method is None else 'student_iter'] or run['iterations']
+    run.update(iterations=iterations, milestone=iterations * 3 // 4,
+               every=min(preset['val_every'], iterations) if method else iterations)
+    if preset['networks']:
+        run['network_g'] = dict(run['network_g'], **preset['networks']['teacher' if method is None else 'student'])
+    _, text = generate.demo_file(table, run)
+    opt = generate.yaml.safe_load(text)
+    opt['name'] = f'gain_{slug(method)}_s{seed}' if method else 'gain_teacher'
+    opt['manual_seed'] = seed
+    opt['datasets']['train'].update(name='photographs', dataroot_gt=os.path.join(data, 'train_gt.lmdb'),
+                                    dataroot_lq=os.path.join(data, f'train_lq_x{SCALE}.lmdb'))
+    opt['datasets']['val'] = {'name': 'Set5', 'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'},
+                              'dataroot_gt': os.path.join(data, 'Set5', 'GTmod12'),
+                              'dataroot_lq': os.path.join(data, 'Set5', f'LRbicx{SCALE}')}
+    if 'network_t' in opt:
+        opt['path']['pretrain_network_t'] = teacher
+        if preset['networks']:
+            opt['network_t'].update(preset['networks']['teacher'])
+            opt['train']['teacher_check'] = False  # a teacher of 4 iterations is worse than bicubic
+    opt['logger']['print_freq'] = min(opt['logger']['print_freq'], opt['val']['val_freq'])
+    return opt
+
+
+def write_options(work, opt):
+    path = os.path.join(work, 'options', f'{opt["name"]}.yml')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(json.dumps(opt, indent=1))  # JSON is YAML
+    return path
+
+
+# ----- runs -----------------------------------------------------------------------------------------------
+
+def start_training(work, option_file, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
+    log = open(os.path.join(work, 'logs', os.path.basename(option_file)[:-4] + '.log'), 'w')
+    child = subprocess.Popen([sys.executable, '-m', 'dckd.train', '-opt', option_file], cwd=work, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    return child, log
+
+
+def train_all(work, option_files, jobs):
+    """Train every options file, `jobs` at a time; {file: seconds}. A failed run stops the study,
+    naming its log."""
+    os.makedirs(os.path.join(work, 'logs'), exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running, seconds = list(option_files), {}, {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            option_file = pending.pop(0)
+            running[option_file] = (*start_training(work, option_file, threads), time.time())
+        time.sleep(0.2)
+        for option_file, (child, log, start) in list(running.items()):
+            if child.poll() is None:
+                continue
+            log.close()
+            del running[option_file]
+            if child.returncode:
+                for other, *_ in running.values():
+                    other.kill()
+                raise SystemExit(f'training with {option_file} failed; see {log.name}')
+            seconds[option_file] = time.time() - start
+            print(f'trained {os.path.basename(option_file)[:-4]} in {seconds[option_file]:.0f} s', flush=True)
+    return seconds
+
+
+def evaluate(work, models, data, out):
+    """dckd-evaluate over `models` ({name: (options file, checkpoint)}) and bicubic on the test sets;
+    {name: {set: (psnr, ssim)}}."""
+    command = [sys.executable, '-m', 'dckd.evaluate.cli', '--scale', str(SCALE), '--out', os.path.join(out, 'evaluation'),
+               '--model', 'bicubic']
+    for name, (option_file, checkpoint) in models.items():
+        command += ['--model', f'{name}={option_file}:{checkpoint}']
+    for name in TEST_SETS:
+        command += ['--benchmark', f'{name}={os.path.join(data, name, "GTmod12")},'
+                                   f'{os.path.join(data, name, f"LRbicx{SCALE}")}']
+    subprocess.run(command, check=True, cwd=work, stdout=subprocess.DEVNULL)
+    with open(os.path.join(out, 'evaluation.csv')) as f:
+        rows = list(csv.DictReader(f))
+    return {row['model']: {s: (float(row[f'{s}_psnr']), float(row[f'{s}_ssim'])) for s in TEST_SETS} for row in rows}
+
+
+def draw_curves(work, names, out):
+    experiments = [os.path.join(work, 'experiments', name) for name in names]
+    subprocess.run([sys.executable, '-m', 'dckd.figures.curves', *experiments, '--dataset', 'Set5',
+                    '--out', os.path.join(out, 'curves.png')], check=True, stdout=subprocess.DEVNULL)
+
+
+# ----- the table ------------------------------------------------------------------------------------------
+
+def mean_std(values):
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def results_markdown(scores, seeds, seconds, setting):
+    """Mean +- std (sample standard deviation over the seeds) per method, then every seed."""
+    lines = [f'| method | {" | ".join(f"{s} PSNR (dB)" for s in TEST_SETS)} | training time per run |',
+             '|---|' + '---|' * (len(TEST_SETS) + 1)]
+    for label, name in (('bicubic', 'bicubic'), ('teacher', 'gain_teacher')):
+        cells = [f'{scores[name][s][0]:.2f}' for s in TEST_SETS]
+        time_cell = f'{seconds[name]:.0f} s' if name in seconds else '-'
+        lines.append(f'| {label} | {" | ".join(cells)} | {time_cell} |')
+    for method in METHODS:
+        names = [f'gain_{slug(method)}_s{seed}' for seed in seeds]
+        cells = ['{:.2f} ± {:.2f}'.format(*mean_std([scores[n][s][0] for n in names])) for s in TEST_SETS]
+        lines.append(f'| {method} | {" | ".join(cells)} | {statistics.mean(seconds[n] for n in names):.0f} s |')
+    sets = ' / '.join(TEST_SETS)
+    per_seed = ['| method | ' + ' | '.join(f'seed {seed}: {sets}' for seed in seeds) + ' |',
+                '|---|' + '---|' * len(seeds)]
+    for method in METHODS:
+        cells = [' / '.join(f'{scores[f"gain_{slug(method)}_s{seed}"][s][0]:.2f}' for s in TEST_SETS) for seed in seeds]
+        per_seed.append(f'| {method} | {" | ".join(cells)} |')
+    return f'{setting}\n\n' + '\n'.join(lines) + '\n\nPSNR (dB) per seed:\n\n' + '\n'.join(per_seed) + '\n'
+
+
+# ----- the command ----------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', required=True, help='folder for the results (must not exist)')
+    parser.add_argument('--work', help='LMDBs, options and experiments (default OUT/work; reused when present)')
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
+    parser.add_argument('--dry-run', action='store_true', help='the dry preset: tiny networks, 4 iterations')
+    parser.add_argument('--seeds', type=int, nargs='+', help='default 0 1 2 (dry run: 0 1)')
+    parser.add_argument('--jobs', type=int, help="runs at a time (default: the preset's)")
+    parser.add_argument('--teacher', help='a teacher checkpoint from an earlier run (OUT/teacher.pth) instead of '
+                                          'training one; the gpu preset needs it')
+    parser.add_argument('--train-hr', action='append', help=f'HR training images besides the scikit-image '
+                                                            f'photographs (default {SHARED_BENCHMARKS}/BSD68)')
+    parser.add_argument('--test-hr', action='append', metavar='NAME=FOLDER',
+                        help=f'test sets, Set5 first (default {SHARED_BENCHMARKS}/Set5 and Set14)')
+    args = parser.parse_args(argv)
+    if args.dry_run:
+        args.preset = 'dry'
+    args.seeds = args.seeds or ([0, 1] if args.preset == 'dry' else [0, 1, 2])
+    args.jobs = args.jobs or PRESETS[args.preset]['jobs']
+    args.train_hr = args.train_hr or [os.path.join(SHARED_BENCHMARKS, 'BSD68')]
+    args.test_hr = dict(spec.split('=', 1) for spec in args.test_hr) if args.test_hr else {
+        name: os.path.join(SHARED_BENCHMARKS, name) for name in TEST_SETS}
+    problems = []
+    if os.path.exists(args.out):
+        problems.append(f'--out {args.out} exists; choose another folder (results are never replaced)')
+    if sorted(args.test_hr) != sorted(TEST_SETS):
+        problems.append(f'--test-hr: give {" and ".join(TEST_SETS)} (NAME=FOLDER)')
+    for folder in args.train_hr + list(args.test_hr.values()):
+        if not os.path.isdir(folder):
+            problems.append(f'image folder {folder} not found (--train-hr / --test-hr)')
+    if args.teacher and not os.path.isfile(args.teacher):
+        problems.append(f'--teacher {args.teacher}: no such file; carry OUT/teacher.pth of a CPU run')
+    if args.preset == 'gpu':
+        import torch
+        if not torch.cuda.is_available():
+            problems.append('--preset gpu needs CUDA, and torch sees no GPU here; use --preset cpu')
+        if not args.teacher:
+            problems.append('--preset gpu needs --teacher: train it beforehand on the CPU (OUT/teacher.pth of '
+                            '`--preset cpu`, or of `--preset gpu --jobs 1` on a CPU machine) and carry it')
+    if problems:
+        parser.error('\n  '.join(problems))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.time()
+    preset = PRESETS[args.preset]
+    out = os.path.abspath(args.out)
+    work = os.path.abspath(args.work or os.path.join(out, 'work'))
+    os.makedirs(out)
+    os.makedirs(work, exist_ok=True)
+    generate, table = load_table()
+    data = prepare_data(work, args.train_hr, args.test_hr)
+    seconds = {}
+    teacher = os.path.abspath(args.teacher) if args.teacher else os.path.join(out, 'teacher.pth')
+    teacher_options = write_options(work, run_options(generate, table, None, 0, preset, data, None))
+    if not args.teacher:
+        seconds['gain_teacher'] = train_all(work, [teacher_options], 1)[teacher_options]
+        shutil.copy(os.path.join(work, 'experiments', 'gain_teacher', 'models', 'net_g_latest.pth'), teacher)
+    option_files = {}
+    for seed in args.seeds:
+        for method in METHODS:
+            opt = run_options(generate, table, method, seed, preset, data, teacher)
+            option_files[opt['name']] = write_options(work, opt)
+    trained = train_all(work, list(option_files.values()), args.jobs)
+    seconds.update({name: trained[path] for name, path in option_files.items()})
+    models = {name: (path, os.path.join(work, 'experiments', name, 'models', 'net_g_latest.pth'))
+              for name, path in option_files.items()}
+    scores = evaluate(work, {'gain_teacher': (teacher_options, teacher), **models}, data, out)
+    draw_curves(work, [f'gain_{slug(m)}_s{args.seeds[0]}' for m in METHODS], out)
+    import torch
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f'CPU ({os.cpu_count()} cores)'
+    wall = time.time() - started
+    setting = (f'preset {args.preset}, seeds {", ".join(map(str, args.seeds))}, {args.jobs} run(s) at a time, {device}, '
+               f'torch {torch.__version__}, {time.strftime("%Y-%m-%d")}; wall time {wall / 60:.1f} min in all. '
+               f'x{SCALE}, Y channel, border {SCALE}. DCR and DMM in the feature space of a randomly initialised '
+               'VQGAN encoder (no pretrained VQGAN is available offline).')
+    text = results_markdown(scores, args.seeds, seconds, setting)
+    with open(os.path.join(out, 'results.md'), 'w') as f:
+        f.write(text)
+    with open(os.path.join(out, 'results.json'), 'w') as f:
+        json.dump({'setting': setting, 'seeds': args.seeds, 'scores': scores, 'seconds': seconds,
+                   'wall_seconds': wall}, f, indent=1)
+    print('\n' + text)
+
+
+if __name__ == '__main__':
+    main()
