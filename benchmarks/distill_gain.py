@@ -10,8 +10,10 @@ be downloaded here: DCR and DMM work in the feature space of a randomly initiali
 the table says so.
 
     python benchmarks/distill_gain.py --out results/gain_cpu                 # CPU, the demo's scale
-    python benchmarks/distill_gain.py --preset gpu --teacher T.pth --out $OUT/gain   # 15 runs at once
-    python benchmarks/distill_gain.py --dry-run --out /tmp/gain              # tiny networks, seconds
+    python benchmarks/distill_gain.py --dry-run --out /tmp/gain              # tiny networks, a minute
+    # a GPU machine sees only the checkout: copy the images in (ignored by git) and carry them
+    cp -r ../shared/data/benchmarks .benchmark_images
+    python benchmarks/distill_gain.py --preset gpu --teacher benchmarks/gain_cpu/teacher.pth --out $OUT/gain
 
 Writes OUT/results.md (mean +- std per method, every seed, wall times), OUT/results.json,
 OUT/curves.png (dckd-curves: validation PSNR of each method's first seed), OUT/evaluation.csv and
@@ -20,6 +22,7 @@ OUT/teacher.pth (to carry to a GPU run, where the teacher is not trained again).
 """
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -29,7 +32,12 @@ import sys
 import time
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_BENCHMARKS = os.path.join(os.path.dirname(PROJECT_ROOT), 'shared', 'data', 'benchmarks')
+# where BSD68, Set5 and Set14 are looked for: ../shared beside the checkout, or a copy of it carried
+# to a device machine (which sees only the checkout)
+IMAGE_ROOTS = (os.path.join(os.path.dirname(PROJECT_ROOT), 'shared', 'data', 'benchmarks'),
+               os.path.join(PROJECT_ROOT, '.benchmark_images'))
+IMAGES = next((root for root in IMAGE_ROOTS if os.path.isdir(root)), IMAGE_ROOTS[0])
+NEEDED_MODULES = ('basicsr', 'lmdb', 'addict', 'yapf', 'skimage', 'cv2')  # what the runs import
 SCALE = 4
 TEST_SETS = ('Set5', 'Set14')
 
@@ -226,17 +234,17 @@ def parse_args(argv):
     parser.add_argument('--teacher', help='a teacher checkpoint from an earlier run (OUT/teacher.pth) instead of '
                                           'training one; the gpu preset needs it')
     parser.add_argument('--train-hr', action='append', help=f'HR training images besides the scikit-image '
-                                                            f'photographs (default {SHARED_BENCHMARKS}/BSD68)')
+                                                            f'photographs (default {IMAGES}/BSD68)')
     parser.add_argument('--test-hr', action='append', metavar='NAME=FOLDER',
-                        help=f'test sets, Set5 first (default {SHARED_BENCHMARKS}/Set5 and Set14)')
+                        help=f'test sets, Set5 first (default {IMAGES}/Set5 and Set14)')
     args = parser.parse_args(argv)
     if args.dry_run:
         args.preset = 'dry'
     args.seeds = args.seeds or ([0, 1] if args.preset == 'dry' else [0, 1, 2])
     args.jobs = args.jobs or PRESETS[args.preset]['jobs']
-    args.train_hr = args.train_hr or [os.path.join(SHARED_BENCHMARKS, 'BSD68')]
+    args.train_hr = args.train_hr or [os.path.join(IMAGES, 'BSD68')]
     args.test_hr = dict(spec.split('=', 1) for spec in args.test_hr) if args.test_hr else {
-        name: os.path.join(SHARED_BENCHMARKS, name) for name in TEST_SETS}
+        name: os.path.join(IMAGES, name) for name in TEST_SETS}
     problems = []
     if os.path.exists(args.out):
         problems.append(f'--out {args.out} exists; choose another folder (results are never replaced)')
@@ -247,13 +255,19 @@ def parse_args(argv):
             problems.append(f'image folder {folder} not found (--train-hr / --test-hr)')
     if args.teacher and not os.path.isfile(args.teacher):
         problems.append(f'--teacher {args.teacher}: no such file; carry OUT/teacher.pth of a CPU run')
+    missing = [name for name in NEEDED_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        problems.append(f'not importable here: {", ".join(missing)}; on a GPU machine install the carried wheels '
+                        '(bash ../shared/device/fetch-wheels.sh here, then the pip line of benchmarks/gpu_check.sh '
+                        'there)')
     if args.preset == 'gpu':
         import torch
         if not torch.cuda.is_available():
             problems.append('--preset gpu needs CUDA, and torch sees no GPU here; use --preset cpu')
         if not args.teacher:
-            problems.append('--preset gpu needs --teacher: train it beforehand on the CPU (OUT/teacher.pth of '
-                            '`--preset cpu`, or of `--preset gpu --jobs 1` on a CPU machine) and carry it')
+            problems.append('--preset gpu needs --teacher, trained beforehand on the CPU and carried: '
+                            'benchmarks/gain_cpu/teacher.pth (the teacher of the README table) or the '
+                            'OUT/teacher.pth of a --preset cpu run')
     if problems:
         parser.error('\n  '.join(problems))
     return args

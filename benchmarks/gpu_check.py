@@ -12,7 +12,6 @@ whole windows. `--dry-run` runs the same steps on the CPU (gloo instead of NCCL)
     python benchmarks/gpu_check.py --dry-run --out /tmp/check
 """
 import argparse
-import copy
 import json
 import logging
 import os
@@ -113,11 +112,11 @@ def run_checks(work, device_name, cuda):
         print(f'[{"PASS" if passed else "FAIL"}] {name} ({time.time() - start:.0f} s): {note[:300]}', flush=True)
 
     def float32():
-        seconds, log = train(work, options(work, 'float32', teacher, ITERATIONS))
+        _, log = train(work, options(work, 'float32', teacher, ITERATIONS))
         return 'Validation held_out' in log, f'{ITERATIONS} iterations and a validation on {device_name}'
 
     def bfloat16():
-        seconds, log = train(work, options(work, 'bfloat16', teacher, ITERATIONS, precision='bfloat16',
+        _, log = train(work, options(work, 'bfloat16', teacher, ITERATIONS, precision='bfloat16',
                                            fused_attention=True, compile_frozen=True))
         return 'Validation held_out' in log, f'{ITERATIONS} iterations, precision bfloat16, fused attention, compiled'
 

@@ -7,11 +7,11 @@ does, any operation that mixes them with a CPU tensor of one or more dimensions,
 draw from a generator of the other device. Everything runs for real: forward, backward, Adam, EMA
 and history updates, `.item()`, validation metrics.
 
-- Training steps, two each: KDModel with every term on (Logits KD, LCR, FAKD, FitNets with its
-  adapters, DUKD with zoom-in and zoom-out, DCR with all three degradations and the history model
-  updated every step, DMM over the VQGAN's levels); the other loss and cost options (bfloat16
-  mode, the released DMM, history from the student, VQGAN activations kept) with Restormer's
-  progressive patches; BasicSR's SRModel.
+- Training steps, two each, of models built as dckd-train builds them: DCKDModel with every term
+  on (Logits KD, LCR, FAKD, FitNets with its adapters, DUKD with zoom-in and zoom-out, DCR with all
+  three degradations and the history model updated every step, DMM over the VQGAN's levels); the
+  other loss and cost options (bfloat16 mode, the released DMM, history from the student, VQGAN
+  activations kept) with Restormer's progressive patches, in KDModel; BasicSR's SRModel.
 - Validation of a windowed student (padded to whole windows), the teacher check, `dckd-evaluate`
   whole and in tiles, `dckd-profile --device cuda`.
 - The mutation check: a tensor a term creates, moved to the CPU, fails the training step.
@@ -19,8 +19,9 @@ and history updates, `.item()`, validation metrics.
 What it cannot see: CUDA kernels and their numerics (TF32, cuDNN, bfloat16: autocast casts
 nothing on the fake device), CUDA random streams (draws come from CPU generators), memory use,
 streams and asynchronous errors, torch.compile (`compile_frozen`), fused attention kernels, NCCL,
-and branches on a tensor's `device.type == 'cuda'` (the fake tensors say `meta`; the models'
-`self.device` is `cuda`, so theirs are taken). Those are for `benchmarks/gpu_check.sh` on a GPU.
+checkpoints saved from and loaded onto CUDA, data loader workers, and branches on a tensor's
+`device.type == 'cuda'` (the fake tensors say `meta`; the models' `self.device` is `cuda`, so
+theirs are taken). Those are for `benchmarks/gpu_check.sh` on a GPU.
 """
 import inspect
 import os
@@ -32,7 +33,7 @@ import torch
 
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.models import build_model
-from dckd_models import KDModel
+from dckd_models.resumable import make_resumable
 from dckd_models.teacher_check import TeacherWorseThanBaseline, check_teacher
 from fake_cuda import DeviceMismatch, FakeCudaTensor, fake_cuda
 from test_models import SCALE, batch, make_opt, save_params
@@ -47,20 +48,25 @@ SWINIR = dict(type='SwinIR', upscale=SCALE, in_chans=3, img_size=8, window_size=
               embed_dim=12, num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle')
 
 
-def every_term(tmp_path, **overrides):
-    """KDModel options with every term on, on CUDA (`num_gpu: 1`); `overrides`: train options."""
+def every_term(tmp_path, model_type='DCKDModel', **overrides):
+    """Options with every term on, on CUDA (`num_gpu: 1`); `overrides`: train options."""
     train = dict(feature_opt=dict(FAKD), hint_opt=dict(HINT), upcycling_opt=dict(DUKD),
                  negatives=dict(EVERY_DEGRADATION), history=dict(EVERY_STEP), frozen_chunk=2)
     opt = make_opt(tmp_path, terms=('kd', 'dcl', 'ce', 'lcr'), **dict(train, **overrides))
-    opt['model_type'], opt['num_gpu'] = 'KDModel', 1
+    opt['model_type'], opt['num_gpu'] = model_type, 1
     return opt
 
 
+def built(opt):
+    """The model as dckd-train builds it: BasicSR's build_model, made resumable."""
+    return make_resumable(build_model(opt))
+
+
 CONFIGURATIONS = {
-    'every term': lambda tmp_path: every_term(tmp_path),
-    'bfloat16, released DMM, history from the student, VQGAN activations kept, progressive patches':
+    'DCKDModel, every term': lambda tmp_path: every_term(tmp_path),
+    'KDModel, bfloat16, released DMM, history from the student, VQGAN activations kept, progressive patches':
         lambda tmp_path: every_term(
-            tmp_path, precision='bfloat16', vqgan_recompute=False,
+            tmp_path, 'KDModel', precision='bfloat16', vqgan_recompute=False,
             history=dict(EVERY_STEP, source='student'),
             distribution_opt={'type': 'DistributionMappingLoss', 'loss_weight': 0.001, 'mode': 'released'},
             progressive={'milestones': [1], 'gt_sizes': [24, 32], 'batch_sizes': [1, 2]}),
@@ -91,7 +97,7 @@ def two_steps(model):
 def test_training_steps_of_kd_models_stay_on_the_device(tmp_path, configuration):
     opt = CONFIGURATIONS[configuration](tmp_path)
     with fake_cuda():
-        model = KDModel(opt)
+        model = built(opt)
         misplaced = [name for name, tensor in network_tensors(model).items() if not on_fake_device(tensor)]
         assert not misplaced, f'left on the CPU: {misplaced[:5]}'
         assert not on_fake_device(torch.zeros(1))  # the check can tell the devices apart
@@ -115,7 +121,7 @@ def test_a_training_step_of_basicsr_srmodel_stays_on_the_device(tmp_path):
     for key in ('history', 'negatives'):
         del opt['train'][key]
     with fake_cuda():
-        model = build_model(opt)
+        model = built(opt)
         assert all(on_fake_device(tensor) for tensor in network_tensors(model).values())
         before = two_steps(model)
         after = model.net_g.state_dict()
@@ -160,9 +166,9 @@ def test_a_tensor_a_term_creates_on_the_cpu_fails_the_check(tmp_path, monkeypatc
         import dckd_models.terms.upcycling as upcycling
         monkeypatch.setattr(upcycling.lcr, name, getattr(module, name))
     with fake_cuda():
-        model = KDModel(every_term(tmp_path))
+        model = built(every_term(tmp_path))
         with pytest.raises(DeviceMismatch):
-            two_steps(model)  # unmutated, the same steps pass (test_training_steps_of_kd_models_...)
+            two_steps(model)  # unmutated, the same steps pass (test_training_steps_of_kd_models...)
 
 
 # ----- inference paths: validation, teacher check, dckd-evaluate with tiles, dckd-profile -------------
@@ -184,7 +190,7 @@ ODD_SIZES = [(26, 19), (21, 30)]  # not whole 4x4 windows; larger than a tile of
 
 def windowed_student_model(tmp_path):
     opt = make_opt(tmp_path, student=dict(SWINIR), terms=('kd', ))
-    opt.update(model_type='KDModel', num_gpu=1,
+    opt.update(model_type='DCKDModel', num_gpu=1,
                val={'val_freq': 1, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2}}})
     return opt
 
@@ -195,7 +201,7 @@ def test_validation_of_a_windowed_student_and_the_teacher_check_run_on_the_devic
                                   'phase': 'val', 'scale': SCALE})
     loader = torch.utils.data.DataLoader(dataset, batch_size=1)
     with fake_cuda():
-        model = KDModel(windowed_student_model(tmp_path))
+        model = built(windowed_student_model(tmp_path))
         assert model.device.type == 'cuda'
         assert all(on_fake_device(tensor) for tensor in network_tensors(model).values())
         model.validation(loader, current_iter=1, tb_logger=None, save_img=False)

@@ -98,7 +98,7 @@ def test_distill_gain_dry_run_trains_every_method_and_seed_and_tabulates_them(tm
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_passes_every_step(tmp_path):
-    done = run(['bash', GPU_CHECK, '--dry-run'], env=dict(os.environ, OUT=str(tmp_path)))
+    done = run(['bash', GPU_CHECK, '--dry-run'], env=dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable))
     assert done.returncode == 0, done.stdout[-4000:]
     summary = (tmp_path / 'summary.md').read_text()
     for step in ('pytest_gpu', 'train', 'step_benchmark'):
