@@ -43,15 +43,34 @@ def refuse_to_replace(path, force):
 
 
 def save_atomically(obj, path):
-    """torch.save through `<path>.tmp` and a rename: an interrupted write never leaves a
-    truncated file under `path` (nor a stray .tmp)."""
+    """torch.save through `<path>.tmp`, flushed to the disk, then renamed over `path`: a crash, a
+    kill or a full disk at any moment leaves either the old file or the complete new one under
+    `path` (and no stray .tmp). An OSError (ENOSPC...) propagates after the cleanup."""
     tmp_path = path + '.tmp'
     try:
-        torch.save(obj, tmp_path)
+        with open(tmp_path, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp_path, path)
+        _sync_folder(os.path.dirname(os.path.abspath(path)))
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+def _sync_folder(folder):
+    """Make a rename in `folder` durable (where the OS lets a folder be opened)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def extract_state_dict(checkpoint, param_key=None):

@@ -15,6 +15,13 @@ training dataset and sampler (ResumableStream: a resumed run continues the data 
 MessageLogger (its ETA), and `init_dist` (BasicSR's always sets a CUDA device and uses NCCL;
 without a GPU, `--launcher pytorch` here uses gloo). After training, every rank waits for the
 others and the process group is shut down.
+
+Interruptions (README, "Interruptions and faults"): SIGTERM (Slurm, Kubernetes), SIGINT (Ctrl-C)
+and SIGUSR1 (Slurm's --signal=USR1@120) finish the current iteration, write a checkpoint of it
+and exit with code 75; the same command with --auto_resume continues exactly. --auto_resume takes
+the newest checkpoint whose files all load, naming each one it skips. A checkpoint that cannot be
+written (a full disk) stops the run (exit 1) and keeps the previous one. Under torchrun, a rank
+that dies makes the others stop within seconds (exit 76), naming it.
 """
 import argparse
 import datetime
@@ -25,37 +32,41 @@ import torch
 import torch.distributed as dist
 
 from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
+from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest,
+                               ignoring_stop_signals)
+from dckd_models.run_checkpoints import CheckpointNotWritten, NoUsableCheckpoint
 
 # rank 0 validates alone while the others wait at their next collective: give it time
 DIST_TIMEOUT = datetime.timedelta(hours=2)
 
 
-def latest_training_state(name):
-    """The highest-iteration `experiments/<name>/training_states/<iter>.state`, or None."""
-    folder = os.path.join('experiments', name, 'training_states')
-    if not os.path.isdir(folder):
-        return None
-    iters = [int(f[:-len('.state')]) for f in os.listdir(folder) if f.endswith('.state') and f[:-6].isdigit()]
-    return os.path.join(folder, f'{max(iters)}.state') if iters else None
-
-
-def load_resume_state(opt):
-    """Like BasicSR's, on whatever device training runs on."""
+def load_resume_state(opt, warn):
+    """Like BasicSR's, on whatever device training runs on; with --auto_resume, the newest training
+    state whose state and model files all load, `warn(text)` naming each newer one skipped and why.
+    NoUsableCheckpoint when there are states but none loads, or path.resume_state does not."""
     from basicsr.utils import check_resume
+    from dckd_models.run_checkpoints import NoUsableCheckpoint, load_usable, usable_state
 
-    if opt['auto_resume']:
-        path = latest_training_state(opt['name'])
-        if path is not None:
-            opt['path']['resume_state'] = path
-    else:
-        path = opt['path'].get('resume_state')
-    if path is None:
-        return None
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'path.resume_state: training state not found: {path}')
     on_gpu = opt['num_gpu'] != 0 and torch.cuda.is_available()
     device = torch.device('cuda', torch.cuda.current_device()) if on_gpu else torch.device('cpu')
-    state = torch.load(path, map_location=device, weights_only=True)
+    paths = opt['path']
+    if opt['auto_resume']:
+        path, state, skipped = usable_state(paths['training_states'], paths['models'], device)
+        for file, why in skipped:
+            warn(f'Resume: skipped {file}: {why}.')
+        if state is None and skipped:
+            raise NoUsableCheckpoint(f'--auto_resume: no training state in {paths["training_states"]} can be resumed '
+                                     '(each is named above with the reason). Restore the files, or start the run '
+                                     'anew without --auto_resume after moving that experiment folder aside.')
+        if state is None:
+            return None
+        paths['resume_state'] = path
+    elif paths.get('resume_state') is not None:
+        state, why = load_usable(paths['resume_state'], paths['models'], device)
+        if state is None:
+            raise NoUsableCheckpoint(f'path.resume_state: cannot resume from {paths["resume_state"]}: {why}.')
+    else:
+        return None
     check_resume(opt, state['iter'])
     return state
 
@@ -67,13 +78,14 @@ class TrainingPipeline:
     at the state's iteration, warning when the options that decide the stream changed), and the
     teacher checked against bicubic before a new run trains (dckd_models/teacher_check.py)."""
 
-    def __init__(self):
+    def __init__(self, stop):
         from basicsr import train
 
         self.basicsr_create_loaders = train.create_train_val_dataloader
         self.basicsr_build_dataset = train.build_dataset
         self.basicsr_build_model = train.build_model
         self.resume_state = self.loaders = None
+        self.stop, self.resume_warnings = stop, []
 
     def install(self):
         from basicsr import train
@@ -87,16 +99,43 @@ class TrainingPipeline:
         train.MessageLogger = MessageLogger
 
     def load_resume_state(self, opt):
-        self.resume_state = load_resume_state(opt)
+        self.resume_state = load_resume_state(opt, self.resume_warnings.append)  # logged once the log exists
         return self.resume_state
 
     def build_model(self, opt):
-        """Any model, BasicSR's own too, with training states a resume continues from exactly."""
+        """Any model, BasicSR's own too, with training states a resume continues from exactly, that
+        stops after an iteration when asked (`stop`) and on every rank when a checkpoint fails."""
+        from basicsr.utils import get_root_logger
         from dckd_models.resumable import make_resumable
 
+        for warning in self.resume_warnings:
+            get_root_logger().warning(warning)
         model = make_resumable(self.basicsr_build_model(opt))
         if self.resume_state is None and hasattr(model, 'net_t') and model.options.train.teacher_check:
             self.check_teacher(model, opt)
+        optimize, save = model.optimize_parameters, model.save
+
+        def optimize_parameters(current_iter):
+            optimize(current_iter)
+            if self.stop.agreed(opt['dist'], model.device):
+                get_root_logger().info(f'{self.stop.signal_name}: saving the models and training state of iteration '
+                                       f'{current_iter}.')
+                model.save(self.loaders[1].epoch, current_iter)  # the sampler's epoch: the one the loop is in
+                raise Interrupted(current_iter, self.stop.signal_name)
+
+        def save_on_every_rank_or_none(epoch, current_iter):
+            failure = None
+            try:
+                save(epoch, current_iter)
+            except CheckpointNotWritten as error:  # rank 0's: the other ranks stop with it
+                failure = error
+            if opt['dist'] and agreed_failure(failure is not None, model.device) and failure is None:
+                failure = CheckpointNotWritten(f'rank 0 could not write the checkpoint of iteration {current_iter} '
+                                               '(its log says why).')
+            if failure is not None:
+                raise failure
+
+        model.optimize_parameters, model.save = optimize_parameters, save_on_every_rank_or_none
         return model
 
     def check_teacher(self, model, opt):
@@ -125,6 +164,8 @@ class TrainingPipeline:
     def create_train_val_dataloader(self, opt, logger):
         result = self.loaders = self.basicsr_create_loaders(opt, logger)
         train_loader, sampler = result[0], result[1]
+        for loader in [train_loader, *result[2]]:  # a stop signal is the main process's to answer
+            loader.worker_init_fn = ignoring_stop_signals(loader.worker_init_fn)
         sampler.seed = train_loader.dataset.seed = opt['manual_seed']
         # the loader's worker seeds come from its own generator, not from torch's global one
         train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])
@@ -161,15 +202,41 @@ class MessageLogger(BasicSRMessageLogger):
 
 
 def init_dist(launcher, backend='nccl', **kwargs):
-    """BasicSR's init_dist on GPUs (with a long timeout for torchrun); gloo on CPU-only machines."""
+    """BasicSR's init_dist on GPUs (with a long timeout for torchrun); gloo on CPU-only machines.
+    Then every rank watches the others (RankWatch): a rank that dies stops the run in seconds."""
     from basicsr.utils import dist_util
 
     if launcher == 'pytorch':
         kwargs.setdefault('timeout', DIST_TIMEOUT)
-        if not torch.cuda.is_available():
-            dist.init_process_group(backend='gloo', **kwargs)
-            return
-    dist_util.init_dist(launcher, backend, **kwargs)
+    if launcher == 'pytorch' and not torch.cuda.is_available():
+        dist.init_process_group(backend='gloo', **kwargs)
+    else:
+        dist_util.init_dist(launcher, backend, **kwargs)
+    global RANK_WATCH
+    RANK_WATCH = RankWatch(dist.get_rank(), dist.get_world_size(), on_lost=lost_rank_message).start()
+
+
+RANK_WATCH = None  # this process's, under several processes
+
+
+def lost_rank_message(message):
+    from basicsr.utils import get_root_logger
+    get_root_logger().error(f'dckd-train: {message}')
+    print(f'dckd-train: {message}', file=sys.stderr, flush=True)
+
+
+def agreed_failure(failed, device):
+    """Whether any rank failed (a collective: every rank calls it at the same point)."""
+    flag = torch.tensor([int(failed)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def resume_command(argv):
+    """The command that continues this run."""
+    launched = 'torchrun ... ' if 'LOCAL_RANK' in os.environ else ''
+    words = ['dckd-train', *argv] + ([] if '--auto_resume' in argv else ['--auto_resume'])
+    return launched + ' '.join(words)
 
 
 def dckd_arguments(argv):
@@ -246,14 +313,36 @@ def main(argv=None):
     import basicsr.train
     import basicsr.utils.options
 
-    TrainingPipeline().install()
+    stop = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
+    stop.install()
+    TrainingPipeline(stop).install()
     basicsr.utils.options.init_dist = init_dist
     sys.argv = [sys.argv[0]] + rest
     try:
         basicsr.train.train_pipeline(os.getcwd())
-    except TrainingStopped as stop:
-        sys.exit(f'dckd-train: {stop}')
-    if dist.is_initialized():
+    except Interrupted as interrupted:
+        from basicsr.utils import get_root_logger
+        get_root_logger().info(f'{interrupted}, its checkpoint written. Continue with: {resume_command(argv)}')
+        end_of_run()
+        sys.exit(EXIT_INTERRUPTED)
+    except (TrainingStopped, CheckpointNotWritten, NoUsableCheckpoint) as stop_error:  # every rank stops with it
+        end_of_run(together=False)
+        sys.exit(f'dckd-train: {stop_error}')
+    except Exception:
+        lost = RANK_WATCH.lost_message() if RANK_WATCH is not None else None
+        if lost:  # a collective failed because a rank died: say so instead of the collective's traceback
+            lost_rank_message(lost)
+            os._exit(EXIT_RANK_LOST)
+        raise
+    end_of_run()
+
+
+def end_of_run(together=True):
+    """This rank ends on purpose: the rank watch is told, and, `together`, every rank waits for the
+    others before the process group is shut down."""
+    if RANK_WATCH is not None:
+        RANK_WATCH.finish()
+    if together and dist.is_initialized():
         # BasicSR leaves the group up; a rank exiting while another still uses it can abort
         # ("terminate called without an active exception") and fail torchrun after a good run
         dist.barrier()

@@ -282,6 +282,8 @@ LOGGER = Section({
     'print_freq': Option(Float(1), 100, 'log every this many iterations'),
     'save_checkpoint_freq': Option(Float(1), REQUIRED, 'checkpoint every this many iterations'),
     'use_tb_logger': Option(Bool(), False, 'TensorBoard'),
+    'keep_checkpoints': Option(Optional(Int(1)), None, 'keep the newest K complete checkpoints, deleting older ones '
+                               'once a newer one is complete (~: keep all)'),
 }, passthrough=('wandb', ))
 
 ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY), _registered_names(ARCH_REGISTRY),
@@ -506,7 +508,8 @@ DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 
              'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
              'train.feature_opt', 'train.hint_opt', 'train.upcycling_opt', 'train.contrastive_opt',
              'train.distribution_opt', 'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check',
-             'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen')
+             'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen',
+             'logger.keep_checkpoints')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
                    'network_t': (ARCH, 'PretrainedModel'), 'network_vqgan': (ARCH, 'VQGANEncoder'),

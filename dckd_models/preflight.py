@@ -82,7 +82,7 @@ def preflight(opt, launcher='none', teacher_check=False):
     for role, network_key in (('student', 'network_g'), ('teacher', 'network_t')):
         for where, names in tapped_modules(parsed.train, role):
             check_module_names(networks[network_key], names, where)
-    summary += lines + _data(parsed)
+    summary += lines + _data(parsed) + [_checkpoint_disk(parsed, networks['network_g'])]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(_check_teacher(opt, parsed, networks['network_t']))
     return summary
@@ -159,6 +159,24 @@ def _shapes(phase, key, root, backend):
         return folder_shapes(root)
     except (FileNotFoundError, OSError) as error:
         raise OptionError(f'{where}: {error}') from error
+
+
+def _checkpoint_disk(parsed, student):
+    """The disk one checkpoint takes (float32 weights: the student, its EMA and the history model,
+    and the optimizer's moments), and all the run keeps."""
+    train, logger = parsed.train, parsed.logger
+    optimizer = train.optim_g.type
+    moments = 2 if 'Adam' in optimizer else int(bool(train.optim_g.arguments.get('momentum')))
+    copies = {'student': 1, 'EMA': int(train.ema_decay > 0), 'history model': int(bool(train.contrastive_opt)),
+              f'{optimizer} state': moments}
+    size = 4 * sum(p.numel() for p in student.parameters()) * sum(copies.values())
+    parts = ', '.join(name for name, count in copies.items() if count) + (' (adapters not counted)'
+                                                                          if train.hint_opt else '')
+    count = int(train.total_iter // logger.save_checkpoint_freq)
+    kept = min(count, logger.keep_checkpoints or count)
+    keep = (f'keep_checkpoints {logger.keep_checkpoints}' if logger.keep_checkpoints else 'all kept')
+    return (f'disk      one checkpoint {size / 2**20:.1f} MiB ({parts}); {keep}: {kept} of {count} checkpoints, '
+            f'{kept * size / 2**30:.2f} GiB')
 
 
 def _data(parsed):

@@ -3,9 +3,13 @@
 `ResumableTraining` goes before a BasicSR model class in the bases (KDModel has it; dckd-train
 gives it to every other model it builds). Its training state holds, besides BasicSR's epoch,
 iteration, optimizers and schedulers: every rank's random states (Python, NumPy, torch CPU and
-CUDA, and the model's own generators), gathered at each checkpoint, and what decides the data
-stream (dckd_data/resumable.py). It is written atomically. Validation runs with every random
-state kept as it was, so it never changes what the next iteration draws.
+CUDA, and the model's own generators), gathered at each checkpoint, what decides the data
+stream (dckd_data/resumable.py), and the model files written with it. Every file of a checkpoint
+is written atomically, the state last (dckd_models/run_checkpoints.py); a file that cannot be
+written stops the run (BasicSR retries, then ignores it) and removes what the checkpoint had
+written, and `logger.keep_checkpoints` prunes old checkpoints once a new one is complete.
+Validation runs with every random state kept as it was, so it never changes what the next
+iteration draws.
 """
 import os
 
@@ -16,6 +20,7 @@ from basicsr.utils.dist_util import master_only
 from dckd import random_states
 from dckd.checkpoint import save_atomically
 from dckd_data.resumable import stream_fingerprint
+from . import run_checkpoints
 
 
 class ResumableTraining:
@@ -41,6 +46,17 @@ class ResumableTraining:
         return gathered
 
     @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BasicSR's file name and layout, written atomically; a failed write stops the run."""
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        save_dict = {key: {(k[len('module.'):] if k.startswith('module.') else k): v.cpu()
+                           for k, v in self.get_bare_model(one).state_dict().items()} for one, key in zip(nets, keys)}
+        label = 'latest' if current_iter == -1 else current_iter
+        self.write_checkpoint_file(save_dict, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'),
+                                   current_iter)
+
+    @master_only
     def save_training_state(self, epoch, current_iter):
         if current_iter == -1:
             return
@@ -52,8 +68,38 @@ class ResumableTraining:
             **self.training_state_extras(),
             'random_states': self.rank_random_states,
             'data_stream': {'fingerprint': stream_fingerprint(self.opt)},
+            'model_files': [os.path.basename(path) for path in self.checkpoint_files],
         }
-        save_atomically(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+        self.write_checkpoint_file(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'),
+                                   current_iter)
+        self.checkpoint_files = []  # complete: the state is written last
+        for path in run_checkpoints.prune(self.opt['path'], self.opt['logger'].get('keep_checkpoints')):
+            get_root_logger().info(f'keep_checkpoints: removed {path}')
+
+    @property
+    def checkpoint_files(self):
+        """The files written so far for the checkpoint in progress."""
+        return self.__dict__.setdefault('_checkpoint_files', [])
+
+    @checkpoint_files.setter
+    def checkpoint_files(self, files):
+        self.__dict__['_checkpoint_files'] = files
+
+    def write_checkpoint_file(self, obj, path, current_iter):
+        """Write one file of the checkpoint of `current_iter` atomically; when that fails, remove the
+        files this checkpoint wrote and raise CheckpointNotWritten."""
+        try:
+            save_atomically(obj, path)
+        except OSError as error:
+            written = sum(os.path.getsize(f) for f in self.checkpoint_files if os.path.isfile(f))
+            for done in self.checkpoint_files:
+                if os.path.isfile(done):
+                    os.remove(done)
+            self.checkpoint_files = []
+            raise run_checkpoints.not_written(path, error, current_iter, written + run_checkpoints.tensor_bytes(obj),
+                                              self.opt['path']) from error
+        if current_iter != -1:
+            self.checkpoint_files.append(path)
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)

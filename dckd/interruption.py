@@ -1,0 +1,163 @@
+"""What clusters do to a run: stop signals, and processes of a distributed run that disappear.
+
+SIGTERM (what Slurm and Kubernetes send before they kill a job), SIGINT (Ctrl-C) and SIGUSR1
+(Slurm's `--signal=USR1@120`) ask the run to stop (`StopRequest`): the iteration in progress
+finishes, a checkpoint is written for it, and dckd-train exits with EXIT_INTERRUPTED. With several
+processes every rank asks after each iteration whether any rank was signalled (one all-reduce of a
+flag), so all stop after the same iteration, and rank 0 alone writes.
+
+A rank that dies mid-run leaves the others waiting in a collective (for up to the process group's
+timeout with NCCL). `RankWatch` notices it: every rank publishes its host and process id, and a
+heartbeat, in a store of the process group's rendezvous; each checks the others every second. A
+rank whose process is gone (same host) or whose heartbeat is older than LOST_AFTER seconds (another
+host) is named in the log, and this rank exits with EXIT_RANK_LOST.
+"""
+import functools
+import os
+import signal
+import socket
+import threading
+import time
+
+import torch
+import torch.distributed as dist
+
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped on request after writing a checkpoint; resume to continue
+EXIT_RANK_LOST = 76  # another process of the run is gone; resume once all can run
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+HEARTBEAT_EVERY = 1.0  # seconds
+LOST_AFTER = 30.0  # seconds without a heartbeat from a rank on another host
+
+
+class Interrupted(Exception):
+    """The run stopped after `iteration` on `signal_name`, its checkpoint written."""
+
+    def __init__(self, iteration, signal_name):
+        super().__init__(f'{signal_name}: stopped after iteration {iteration}')
+        self.iteration, self.signal_name = iteration, signal_name
+
+
+class StopRequest:
+    """Stop signals turned into a request the training loop answers after the iteration."""
+
+    def __init__(self, log):
+        self.log, self.signal_name = log, None
+
+    def install(self):
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.signal_name is None:
+            self.signal_name = name
+            self.log(f'{name} received: stopping after this iteration, with a checkpoint of it.')
+        else:
+            self.log(f'{name} received again: already stopping (the checkpoint is written whole or not at all).')
+
+    def agreed(self, distributed, device):
+        """Whether any rank was asked to stop (a collective when `distributed`: every rank calls it
+        after the same iteration)."""
+        asked = self.signal_name is not None
+        if not distributed:
+            return asked
+        flag = torch.tensor([int(asked)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and self.signal_name is None:
+            self.signal_name = 'a stop signal to another rank'
+        return bool(flag.item())
+
+
+def ignoring_stop_signals(worker_init_fn):
+    """A data loader's worker_init_fn that first makes the worker ignore the stop signals: the main
+    process answers them (a worker killed by a signal meant for the job would fail the loader)."""
+    return functools.partial(_start_worker, worker_init_fn)
+
+
+def _start_worker(worker_init_fn, worker_id):
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if worker_init_fn is not None:
+        worker_init_fn(worker_id)
+
+
+def _process_gone(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] in ('Z', 'X')  # a zombie has exited
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+
+class RankWatch:
+    """A daemon thread that publishes this rank's heartbeat and ends the process when another rank
+    is gone (see the module doc). `on_lost(message)` is called first (to log)."""
+
+    def __init__(self, rank, world_size, on_lost):
+        self.rank, self.world_size, self.on_lost = rank, world_size, on_lost
+        host, port = os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])
+        self.store = dist.PrefixStore('dckd_rank_watch/', dist.TCPStore(host, port, is_master=False,
+                                                                         timeout=torch.distributed.default_pg_timeout))
+        self.host = socket.gethostname()
+        self.store.set(f'process/{rank}', f'{self.host} {os.getpid()}')
+        self.store.set(f'heartbeat/{rank}', repr(time.time()))
+        self.finished = threading.Event()
+
+    def start(self):
+        threading.Thread(target=self.run, name='dckd-rank-watch', daemon=True).start()
+        return self
+
+    def finish(self):
+        """This rank ends on purpose (done, stopped on request, or stopping with an error every rank
+        shares): the others must not take its exit for a loss, nor this one theirs."""
+        self.finished.set()
+        self.store.set(f'done/{self.rank}', '1')
+
+    def lost_rank(self):
+        """(rank, why) of a rank that is gone, or None."""
+        now = time.time()
+        for other in range(self.world_size):
+            if other == self.rank:
+                continue
+            if not self.store.check([f'process/{other}']) or self.store.check([f'done/{other}']):
+                continue  # not started yet, or ending on purpose
+            host, pid = self.store.get(f'process/{other}').decode().split()
+            if host == self.host and _process_gone(int(pid)):
+                return other, f'its process {pid} on {host} has exited'
+            silent = now - float(self.store.get(f'heartbeat/{other}').decode())
+            if silent > LOST_AFTER:
+                return other, f'no heartbeat from {host} for {silent:.0f} s'
+        return None
+
+    def lost_message(self):
+        """The message naming a rank that is gone, or None."""
+        try:
+            lost = self.lost_rank()
+        except Exception as error:  # noqa: BLE001  (the store lives on rank 0's side of the run)
+            lost = ('0 or the launcher', f'the rendezvous store stopped answering ({error})')
+        if lost is None:
+            return None
+        rank, why = lost
+        return (f'rank {rank} of {self.world_size} is gone ({why}): this run cannot go on, so rank {self.rank} '
+                'stops too. Resume with the same command and --auto_resume once every process can run; it '
+                'continues from the last checkpoint.')
+
+    def run(self):
+        while not self.finished.is_set():
+            try:
+                self.store.set(f'heartbeat/{self.rank}', repr(time.time()))
+            except Exception:  # noqa: BLE001  (lost_message says what is gone)
+                pass
+            message = self.lost_message()
+            if message and not self.finished.is_set():
+                self.on_lost(message)
+                os._exit(EXIT_RANK_LOST)
+            time.sleep(HEARTBEAT_EVERY)

@@ -1,0 +1,291 @@
+"""A run survives what clusters do to it, tried as users meet it: `dckd-train` in real processes on
+real images (random crops, flips and rotations, DCKD's terms, a SwinIR student with stochastic
+depth), stopped by a signal at a known iteration, its newest files torn, its disk full, one of
+its ranks killed.
+
+- A stop signal ends the run after the iteration in progress, with a checkpoint of it and exit
+  code 75; `--auto_resume` then trains what the uninterrupted run trains, bit for bit (one process,
+  and two gloo ranks under torchrun with the signal sent to the launcher).
+- `--auto_resume` takes the newest training state whose state and model files all load, warning
+  about each one it skips; with none usable it stops with one message.
+- A checkpoint that cannot be written (ENOSPC) stops the run naming the folder and the space;
+  the previous checkpoint stays whole and usable.
+- `logger.keep_checkpoints: K` keeps the newest K complete checkpoints.
+- A killed rank: the other exits within seconds, naming it.
+"""
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from dckd.interruption import EXIT_INTERRUPTED
+from test_distributed import free_port
+from test_pipeline import TRAIN, workspace  # noqa: F401  (fixture)
+from test_resume import assert_same_run, options, sub_images  # noqa: F401  (fixture)
+
+TOTAL = 9  # 12 pairs / batch 2: 6 batches an epoch, so a resumed run crosses into the next one
+
+
+def write(tmp_path, opt):
+    path = tmp_path / f'{opt["name"]}_{opt["train"]["total_iter"]}.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return path
+
+
+def command(path, ranks, *extra):
+    if ranks == 1:
+        return TRAIN + ['-opt', str(path), *extra]
+    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={ranks}', f'--master_port={free_port()}',
+            TRAIN[1], '-opt', str(path), '--launcher', 'pytorch', *extra]
+
+
+def finish(tmp_path, opt, ranks=1, *extra):
+    done = subprocess.run(command(write(tmp_path, opt), ranks, *extra), cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def start(tmp_path, opt, ranks=1, *extra):
+    """The run in the background, its output lines readable as they come."""
+    return subprocess.Popen(command(write(tmp_path, opt), ranks, *extra), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+
+
+def wait_for(process, pattern, timeout=300):
+    """Read the run's output until a line matches `pattern`; returns the lines read."""
+    lines, deadline = [], time.time() + timeout
+    for line in process.stdout:
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+        assert time.time() < deadline, ''.join(lines[-30:])
+    raise AssertionError(f'the run ended before {pattern!r}:\n' + ''.join(lines[-40:]))
+
+
+def run_options(workspace, sub_images, name, total, checkpoint_freq=TOTAL):  # noqa: F811
+    opt = options(workspace, sub_images, name, total, workers=2, prefetch=None, ratio=1)
+    opt['logger']['save_checkpoint_freq'] = checkpoint_freq
+    opt['val']['val_freq'] = 100
+    return opt
+
+
+# ----- stop signals -------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize('ranks, signum', [(1, signal.SIGTERM), (1, signal.SIGUSR1), (2, signal.SIGTERM)],
+                         ids=['SIGTERM', 'SIGUSR1', 'SIGTERM to torchrun, 2 ranks'])
+def test_a_stop_signal_saves_the_iteration_and_the_resumed_run_equals_the_straight_one(
+        workspace, sub_images, tmp_path, ranks, signum):  # noqa: F811
+    finish(tmp_path, run_options(workspace, sub_images, 'straight', TOTAL), ranks)
+    run = start(tmp_path, run_options(workspace, sub_images, 'stopped', TOTAL), ranks)
+    wait_for(run, r'iter:\s+3,')
+    run.send_signal(signum)
+    output = ''.join(run.stdout)
+    returncode = run.wait(timeout=120)
+    assert returncode == EXIT_INTERRUPTED if ranks == 1 else returncode != 0, output[-3000:]
+    states = os.listdir(tmp_path / 'experiments/stopped/training_states')
+    assert len(states) == 1, states
+    stopped_at = int(states[0][:-len('.state')])
+    assert 3 <= stopped_at < TOTAL
+    name = signal.Signals(signum).name
+    assert f'{name} received: stopping after this iteration' in output
+    assert f'stopped after iteration {stopped_at}' in output and '--auto_resume' in output
+    finish(tmp_path, run_options(workspace, sub_images, 'stopped', TOTAL), ranks, '--auto_resume')
+    assert_same_run(tmp_path, 'straight', 'stopped', TOTAL, stopped_at)
+
+
+# ----- torn and unreadable files ------------------------------------------------------------------
+
+def saved_run(tmp_path, iterations, **logger):
+    """A DCKD model (student, EMA, history model) saved at each of `iterations`; its options."""
+    from dckd_models import DCKDModel
+    from test_models import batch, make_opt
+
+    opt = make_opt(tmp_path, terms=('kd', 'dcl'))
+    opt['logger'].update(logger)
+    for key in ('models', 'training_states'):
+        os.makedirs(opt['path'][key])
+    model = DCKDModel(opt)
+    for iteration in iterations:
+        model.feed_data(batch(seed=iteration))
+        model.optimize_parameters(iteration)
+        model.save(0, iteration)
+    return dict(opt, auto_resume=True), model
+
+
+def resumed(opt):
+    """(iteration resumed from, the warnings) as dckd-train's --auto_resume chooses."""
+    from dckd.train import load_resume_state
+
+    warnings = []
+    state = load_resume_state(opt, warnings.append)
+    return (state['iter'] if state else None), warnings
+
+
+def tear(path, keep=3000):
+    with open(path, 'r+b') as f:
+        f.truncate(keep)
+
+
+def test_a_torn_newest_state_falls_back_to_the_one_before(tmp_path):
+    opt, _ = saved_run(tmp_path, [2, 4])
+    tear(os.path.join(opt['path']['training_states'], '4.state'))
+    iteration, warnings = resumed(opt)
+    assert iteration == 2 and opt['path']['pretrain_network_g'].endswith('net_g_2.pth')
+    assert len(warnings) == 1 and re.search(r'skipped \S+/4\.state: the file is unreadable', warnings[0])
+
+
+@pytest.mark.parametrize('damage', ['torn net_g', 'missing net_history'])
+def test_a_newest_state_whose_models_do_not_load_is_skipped(tmp_path, damage):
+    opt, _ = saved_run(tmp_path, [2, 4])
+    models = opt['path']['models']
+    if damage == 'torn net_g':
+        tear(os.path.join(models, 'net_g_4.pth'))
+    else:
+        os.remove(os.path.join(models, 'net_history_4.pth'))
+    iteration, warnings = resumed(opt)
+    file = 'net_g_4.pth is unreadable' if damage == 'torn net_g' else 'net_history_4.pth is missing'
+    assert iteration == 2 and len(warnings) == 1 and f'its model file {os.path.join(models, file)}' in warnings[0]
+
+
+def test_both_newest_files_missing_resume_the_one_before_without_a_word(tmp_path):
+    opt, _ = saved_run(tmp_path, [2, 4])
+    os.remove(os.path.join(opt['path']['training_states'], '4.state'))
+    os.remove(os.path.join(opt['path']['models'], 'net_g_4.pth'))
+    assert resumed(opt) == (2, [])
+
+
+def test_every_file_unreadable_stops_with_one_message(tmp_path):
+    from dckd_models.run_checkpoints import NoUsableCheckpoint
+
+    opt, _ = saved_run(tmp_path, [2, 4])
+    for folder in (opt['path']['training_states'], opt['path']['models']):
+        for name in os.listdir(folder):
+            tear(os.path.join(folder, name), keep=100)
+    with pytest.raises(NoUsableCheckpoint, match=r'--auto_resume: no training state in \S+ can be resumed'):
+        resumed(opt)
+
+
+@pytest.mark.slow
+def test_dckd_train_auto_resume_passes_over_a_torn_newest_state(workspace, sub_images, tmp_path):  # noqa: F811
+    finish(tmp_path, run_options(workspace, sub_images, 'torn', 4, checkpoint_freq=2))
+    tear(tmp_path / 'experiments/torn/training_states/4.state')
+    done = finish(tmp_path, run_options(workspace, sub_images, 'torn', 6, checkpoint_freq=2), 1, '--auto_resume')
+    output = done.stdout + done.stderr
+    assert 'Resume: skipped' in output and '4.state: the file is unreadable' in output
+    assert 'Resuming training from epoch: 0, iter: 2.' in output and 'Traceback' not in output
+    states = tmp_path / 'experiments/torn/training_states'
+    assert sorted(os.listdir(states)) == ['2.state', '4.state', '6.state']  # 4 written again, whole
+    for name in os.listdir(states):
+        torch.load(states / name, weights_only=True)
+    opt = run_options(workspace, sub_images, 'torn', 8, checkpoint_freq=2)
+    for folder in ('training_states', 'models'):
+        for name in os.listdir(tmp_path / 'experiments/torn' / folder):
+            tear(tmp_path / 'experiments/torn' / folder / name, keep=100)
+    done = subprocess.run(command(write(tmp_path, opt), 1, '--auto_resume'), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 1 and 'Traceback' not in done.stderr
+    assert 'dckd-train: --auto_resume: no training state in' in done.stderr
+
+
+# ----- a full disk ----------------------------------------------------------------------------------
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_run_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    from dckd_models.run_checkpoints import CheckpointNotWritten, usable_state
+
+    opt, model = saved_run(tmp_path, [2])
+    real_save = torch.save
+
+    def disk_full_at_the_state(obj, f, *args, **kwargs):
+        if getattr(f, 'name', '').endswith('.state.tmp'):  # the model files of 4 are written, then the state fails
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, 'save', disk_full_at_the_state)
+    with pytest.raises(CheckpointNotWritten) as stopped:
+        model.save(0, 4)
+    states, models = opt['path']['training_states'], opt['path']['models']
+    message = str(stopped.value)
+    assert f'cannot write {os.path.join(states, "4.state")}: No space left on device' in message
+    assert re.search(rf'needs about \d+\.\d MiB in {re.escape(states)} \(\d+ MiB free\)', message)
+    assert 'The checkpoint of iteration 2 is intact' in message and '--auto_resume' in message
+    assert sorted(os.listdir(states)) == ['2.state'] and sorted(os.listdir(models)) == ['net_g_2.pth',
+                                                                                         'net_history_2.pth']
+    path, state, skipped = usable_state(states, models)
+    assert state['iter'] == 2 and not skipped
+
+
+# ----- old checkpoints -------------------------------------------------------------------------------
+
+def test_keep_checkpoints_keeps_the_newest_complete_ones(tmp_path):
+    from dckd_models.run_checkpoints import load_usable
+
+    opt, _ = saved_run(tmp_path, [1, 2, 3, 4, 5], keep_checkpoints=2)
+    states, models = opt['path']['training_states'], opt['path']['models']
+    assert sorted(os.listdir(states)) == ['4.state', '5.state']
+    assert sorted(os.listdir(models)) == ['net_g_4.pth', 'net_g_5.pth', 'net_history_4.pth', 'net_history_5.pth']
+    for iteration in (4, 5):
+        state, why = load_usable(os.path.join(states, f'{iteration}.state'), models)
+        assert why is None and state['model_files'] == [f'net_history_{iteration}.pth', f'net_g_{iteration}.pth']
+
+
+# ----- a rank that dies ------------------------------------------------------------------------------
+
+def rank_processes(launcher_pid):
+    """{rank: pid} of the processes torchrun started."""
+    children = subprocess.run(['pgrep', '-P', str(launcher_pid)], capture_output=True, text=True).stdout.split()
+    ranks = {}
+    for pid in children:
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            environment = dict(item.split(b'=', 1) for item in f.read().split(b'\0') if b'=' in item)
+        if b'RANK' in environment:
+            ranks[int(environment[b'RANK'])] = int(pid)
+    return ranks
+
+
+@pytest.mark.slow
+def test_when_a_rank_dies_the_other_stops_within_seconds_naming_it(workspace, sub_images, tmp_path):  # noqa: F811
+    run = start(tmp_path, run_options(workspace, sub_images, 'lost', 60, checkpoint_freq=2), 2)
+    wait_for(run, r'iter:\s+3,')
+    os.kill(rank_processes(run.pid)[1], signal.SIGKILL)
+    killed = time.time()
+    output = ''.join(run.stdout)
+    run.wait(timeout=60)
+    assert time.time() - killed < 15, output[-3000:]
+    assert 'rank 1 of 2 is gone (its process' in output and 'has exited' in output, output[-3000:]
+    finish(tmp_path, run_options(workspace, sub_images, 'lost', 6, checkpoint_freq=2), 2, '--auto_resume')
+    assert os.path.isfile(tmp_path / 'experiments/lost/models/net_g_6.pth')
+
+
+def test_dckd_train_check_says_the_disk_one_checkpoint_takes(tmp_path):
+    """Student, EMA and history model in float32, and Adam's two moments: 5 x 4 bytes a parameter."""
+    from basicsr.archs import build_network
+    from dckd_models.preflight import preflight
+    from conftest import edsr
+    from test_models import SCALE, make_opt
+
+    opt = make_opt(tmp_path, student=edsr(64, 16, SCALE), terms=('kd', 'dcl'))  # EDSR-baseline, 1.37M
+    opt['datasets'] = {}
+    opt['logger'].update(save_checkpoint_freq=2, keep_checkpoints=2)  # 10 iterations: 5 checkpoints
+    parameters = sum(p.numel() for p in build_network(opt['network_g']).parameters())
+    one = 5 * 4 * parameters
+    line = next(line for line in preflight(opt) if line.startswith('disk'))
+    assert one > 25 * 2**20
+    assert line == (f'disk      one checkpoint {one / 2**20:.1f} MiB (student, EMA, history model, Adam state); '
+                    f'keep_checkpoints 2: 2 of 5 checkpoints, {2 * one / 2**30:.2f} GiB')
+
+
+def test_dckd_train_help_names_the_signals_and_exit_codes(capsys):
+    from dckd.train import main
+
+    main(['--help'])
+    text = capsys.readouterr().out
+    assert all(word in text for word in ('SIGTERM', 'SIGINT', 'SIGUSR1', 'code 75', '(exit 76)', '--auto_resume'))
