@@ -86,9 +86,12 @@ def test_a_stop_signal_saves_the_iteration_and_the_resumed_run_equals_the_straig
         workspace, sub_images, tmp_path, ranks, signum):  # noqa: F811
     finish(tmp_path, run_options(workspace, sub_images, 'straight', TOTAL), ranks)
     run = start(tmp_path, run_options(workspace, sub_images, 'stopped', TOTAL), ranks)
-    wait_for(run, r'iter:\s+3,')
+    lines = wait_for(run, r'iter:\s+3,')
     run.send_signal(signum)
-    output = ''.join(run.stdout)
+    if ranks == 1:  # a second signal while stopping changes nothing
+        lines += wait_for(run, 'received: stopping after this iteration')
+        run.send_signal(signum)
+    output = ''.join(lines + list(run.stdout))
     returncode = run.wait(timeout=120)
     assert returncode == EXIT_INTERRUPTED if ranks == 1 else returncode != 0, output[-3000:]
     states = os.listdir(tmp_path / 'experiments/stopped/training_states')
@@ -97,12 +100,33 @@ def test_a_stop_signal_saves_the_iteration_and_the_resumed_run_equals_the_straig
     assert 3 <= stopped_at < TOTAL
     name = signal.Signals(signum).name
     assert f'{name} received: stopping after this iteration' in output
+    assert ranks > 1 or f'{name} received again: already stopping' in output
     assert f'stopped after iteration {stopped_at}' in output and '--auto_resume' in output
     finish(tmp_path, run_options(workspace, sub_images, 'stopped', TOTAL), ranks, '--auto_resume')
     assert_same_run(tmp_path, 'straight', 'stopped', TOTAL, stopped_at)
 
 
 # ----- torn and unreadable files ------------------------------------------------------------------
+
+def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    """A kill (or a second signal's exception) in the middle of torch.save: the file keeps its old
+    content, and no temporary file stays."""
+    from dckd.checkpoint import save_atomically
+
+    path = str(tmp_path / '4.state')
+    save_atomically({'iter': 2}, path)
+    real_save = torch.save
+
+    def cut_short(obj, f, *args, **kwargs):
+        f.write(b'PK\x03\x04 half a zip')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, 'save', cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomically({'iter': 4}, path)
+    monkeypatch.setattr(torch, 'save', real_save)
+    assert torch.load(path, weights_only=True) == {'iter': 2} and os.listdir(tmp_path) == ['4.state']
+
 
 def saved_run(tmp_path, iterations, **logger):
     """A DCKD model (student, EMA, history model) saved at each of `iterations`; its options."""
