@@ -68,14 +68,19 @@ class StopRequest:
         return bool(flag.item())
 
 
+# what a data loader worker ignores: Ctrl-C reaches the whole process group, and Slurm's --signal
+# every process of the job's tasks. SIGTERM keeps its default: it is how a loader ends its workers.
+WORKER_IGNORED = (signal.SIGINT, signal.SIGUSR1)
+
+
 def ignoring_stop_signals(worker_init_fn):
-    """A data loader's worker_init_fn that first makes the worker ignore the stop signals: the main
+    """A data loader's worker_init_fn that first makes the worker ignore WORKER_IGNORED: the main
     process answers them (a worker killed by a signal meant for the job would fail the loader)."""
     return functools.partial(_start_worker, worker_init_fn)
 
 
 def _start_worker(worker_init_fn, worker_id):
-    for signum in STOP_SIGNALS:
+    for signum in WORKER_IGNORED:
         signal.signal(signum, signal.SIG_IGN)
     if worker_init_fn is not None:
         worker_init_fn(worker_id)
