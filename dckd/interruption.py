@@ -13,6 +13,7 @@ rank whose process is gone (same host) or whose heartbeat is older than LOST_AFT
 host) is named in the log, and this rank exits with EXIT_RANK_LOST.
 """
 import functools
+import multiprocessing
 import os
 import signal
 import socket
@@ -68,22 +69,28 @@ class StopRequest:
         return bool(flag.item())
 
 
-# what a data loader worker ignores: Ctrl-C reaches the whole process group, and Slurm's --signal
-# every process of the job's tasks. SIGTERM keeps its default: it is how a loader ends its workers.
-WORKER_IGNORED = (signal.SIGINT, signal.SIGUSR1)
-
-
 def ignoring_stop_signals(worker_init_fn):
-    """A data loader's worker_init_fn that first makes the worker ignore WORKER_IGNORED: the main
-    process answers them (a worker killed by a signal meant for the job would fail the loader)."""
+    """A data loader's worker_init_fn that first makes the worker ignore the stop signals: the main
+    process answers them. Ctrl-C reaches the whole process group, torchrun signals each rank's
+    process group and Slurm every process of a task; a worker killed by them would fail the loader.
+    (Workers left at exit are ended by `end_leftover_workers`.)"""
     return functools.partial(_start_worker, worker_init_fn)
 
 
 def _start_worker(worker_init_fn, worker_id):
-    for signum in WORKER_IGNORED:
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     if worker_init_fn is not None:
         worker_init_fn(worker_id)
+
+
+def end_leftover_workers():
+    """At exit: kill the data loader workers still alive (they ignore SIGTERM, with which
+    multiprocessing would otherwise try to end them, and wait for ever). Register it with atexit
+    after multiprocessing is imported, so that it runs before multiprocessing's own exit handler."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
 
 
 def _process_gone(pid):

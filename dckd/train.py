@@ -24,6 +24,7 @@ written (a full disk) stops the run (exit 1) and keeps the previous one. Under t
 that dies makes the others stop within seconds (exit 76), naming it.
 """
 import argparse
+import atexit
 import datetime
 import os
 import sys
@@ -33,7 +34,7 @@ import torch.distributed as dist
 
 from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
 from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest,
-                               ignoring_stop_signals)
+                               end_leftover_workers, ignoring_stop_signals)
 from dckd_models.run_checkpoints import CheckpointNotWritten, NoUsableCheckpoint
 
 # rank 0 validates alone while the others wait at their next collective: give it time
@@ -315,6 +316,7 @@ def main(argv=None):
 
     stop = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
     stop.install()
+    atexit.register(end_leftover_workers)
     TrainingPipeline(stop).install()
     basicsr.utils.options.init_dist = init_dist
     sys.argv = [sys.argv[0]] + rest
