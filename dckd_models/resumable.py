@@ -124,6 +124,10 @@ class ResumableTraining:
             generator.set_state(states[rank][name].cpu())
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """BasicSR's, leaving the random states as they were. The final validation is labelled
+        `total_iter`: BasicSR's loop passes its counter, which each epoch left after the last
+        iteration has moved on by one (a 40-iteration run logged "@ 42 iter")."""
+        current_iter = min(current_iter, self.opt['train']['total_iter']) if self.opt.get('train') else current_iter
         with random_states.preserved():
             super().validation(dataloader, current_iter, tb_logger, save_img)
 

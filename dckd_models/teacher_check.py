@@ -8,8 +8,8 @@ compares its PSNR (RGB, `scale` border pixels cropped) with that baseline's.
 import torch
 from torch.nn import functional as F
 
-from basicsr.metrics.psnr_ssim import calculate_psnr_pt
 from dckd import random_states
+from dckd.basicsr_versions import psnr_rgb
 from dckd_arch.padding import pad_to_multiple
 from .restoration_model import TrainingStopped
 
@@ -41,8 +41,8 @@ def teacher_and_baseline_psnr(net, pairs, scale, device, window=None):
     with random_states.preserved():
         for lq, gt in pairs:
             lq, gt = lq[None].to(device), gt[None].to(device)
-            teacher += calculate_psnr_pt(restore(net, lq, scale, window), gt, crop_border=scale).item()
-            reference += calculate_psnr_pt(baseline(lq, scale), gt, crop_border=scale).item()
+            teacher += psnr_rgb(restore(net, lq, scale, window), gt, crop_border=scale).item()
+            reference += psnr_rgb(baseline(lq, scale), gt, crop_border=scale).item()
             count += 1
     return teacher / count, reference / count, count
 
