@@ -1,7 +1,8 @@
 """dckd: Dynamic Contrastive Knowledge Distillation for BasicSR.
 
-basicsr 1.4.2 must be installed first with `pip install --no-deps --no-build-isolation
-basicsr==1.4.2` (its metadata names the uninstallable tb-nightly); scripts/ensure_env.sh does it.
+basicsr 1.4.2 (or 1.3.4.9, which HAT and other forks pin) must be installed first with
+`pip install --no-deps --no-build-isolation basicsr==1.4.2` (its metadata names the uninstallable
+tb-nightly); scripts/ensure_env.sh does it.
 """
 from setuptools import find_packages, setup
 
@@ -11,7 +12,7 @@ setup(
     description='Dynamic Contrastive Knowledge Distillation (AAAI 2025) for image restoration, on BasicSR',
     python_requires='>=3.10',
     packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models']),
-    install_requires=['basicsr', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
+    install_requires=['basicsr>=1.3.4.9,<=1.4.2', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
     extras_require={'export': ['onnx', 'onnxscript', 'onnxruntime']},  # dckd-export to ONNX, and its check
     entry_points={
         'console_scripts': [
