@@ -269,11 +269,11 @@ def apply_force_yml(opt, entries):
 
 
 def check_run(options_file, imports, launcher, overrides=(), check_only=False):
-    """Import the named modules, then check a dckd run; returns the summary, or None for a model
-    that is not dckd's (BasicSR checks those itself)."""
+    """Import the named modules, then check the run; returns the summary, or None for another
+    project's model (that project checks its options itself)."""
     from dckd.schema import OptionError
     from dckd_models.options import import_modules
-    from dckd_models.preflight import is_dckd_model, preflight, read_options_file
+    from dckd_models.preflight import is_checked_model, preflight, read_options_file
 
     import_modules(imports, '--import')
     opt = read_options_file(options_file)
@@ -282,7 +282,7 @@ def check_run(options_file, imports, launcher, overrides=(), check_only=False):
     except (KeyError, TypeError, ValueError) as error:
         raise OptionError(f'--force_yml {" ".join(overrides)}: no such key {error} (it changes existing keys only)')
     import_modules(opt.get('import_modules', []), 'import_modules')
-    if not is_dckd_model(opt):
+    if not is_checked_model(opt):
         return None
     return preflight(opt, launcher, teacher_check=check_only)
 
@@ -308,7 +308,7 @@ def main(argv=None):
     except (OptionError, TrainingStopped) as error:
         sys.exit(f'dckd-train: {seen.opt}: {error}')
     if own.check:
-        lines = summary or ['not a dckd model: only BasicSR checks it, when training starts']
+        lines = summary or ['a model of another project: that project checks its options, when training starts']
         print('\n'.join([f'{seen.opt}: OK'] + lines))
         return
     import basicsr.train

@@ -84,7 +84,8 @@ IMPORT_HINT = (' A network of another project needs its module imported first: i
 
 # ----- the sections dckd owns --------------------------------------------------------------------
 
-LOSS_WEIGHT = {'loss_weight': Option(Float(0), 1.0, 'weight of the term')}
+LOSS_WEIGHT = {'loss_weight': Option(Float(0), 1.0, 'weight of the term'),
+               'reduction': Option(Choice('none', 'mean', 'sum'), 'mean', 'how the loss reduces its elements')}
 LOSS = Component("loss in BasicSR's LOSS_REGISTRY", _registered(LOSS_REGISTRY), _registered_names(LOSS_REGISTRY),
                  common=LOSS_WEIGHT, typed={
                      'DynamicContrastiveLoss': Section({
@@ -255,14 +256,64 @@ class Mapping(Kind):
         return 'mapping'
 
 
+IO_BACKEND = Section({
+    'type': Option(Choice('disk', 'lmdb', 'memcached'), REQUIRED, "BasicSR's file backend"),
+}, passthrough=('db_paths', 'client_keys', 'server_list_cfg', 'client_cfg', 'sys_path'))
+
+# what BasicSR's data loaders and datasets read of a dataset's options, by where it applies
+LOADER = {  # a training set's loader (basicsr/data/__init__.py, basicsr/train.py)
+    'batch_size_per_gpu': Option(Int(1), REQUIRED, 'images per process and iteration'),
+    'num_worker_per_gpu': Option(Int(0), REQUIRED, 'data loader workers per process'),
+    'dataset_enlarge_ratio': Option(Int(1), 1, 'the data set repeated this many times an epoch'),
+    'use_shuffle': Option(Bool(), True, 'shuffle every epoch'),
+    'prefetch_mode': Option(Optional(Choice('cpu', 'cuda')), None, 'prefetch batches'),
+    'num_prefetch_queue': Option(Int(1), 1, 'batches prefetched'),
+    'pin_memory': Option(Bool(), False, 'pinned host memory'),
+    'persistent_workers': Option(Bool(), False, 'keep the workers between epochs'),
+}
+IMAGES = {  # every image dataset
+    'name': Option(Text(), REQUIRED, 'name in the log'),
+    'type': Option(Text(), REQUIRED, 'the dataset class'),
+    'io_backend': Option(IO_BACKEND, REQUIRED, 'where the images are read from'),
+    'meta_info_file': Option(Optional(Text()), None, 'the image list (default: every file)'),
+    'mean': Option(Optional(List(Float())), None, 'normalisation mean'),
+    'std': Option(Optional(List(Float())), None, 'normalisation std'),
+    'color': Option(Optional(Choice('y')), None, "'y': the Y channel only"),
+}
+PAIRS = {
+    'dataroot_gt': Option(Text(), REQUIRED, 'ground-truth images (folder or LMDB)'),
+    'dataroot_lq': Option(Text(), REQUIRED, 'degraded images (folder or LMDB)'),
+    'filename_tmpl': Option(Text(), '{}', 'LQ file name from the GT one'),
+}
+CROPS = {  # a paired training set: random crops, flips and rotations
+    'gt_size': Option(Int(1), REQUIRED, 'GT patch size (the LQ patch is gt_size / scale)'),
+    'use_hflip': Option(Bool(), REQUIRED, 'random horizontal flips (and vertical with use_rot)'),
+    'use_rot': Option(Bool(), REQUIRED, 'random vertical flips and transposes'),
+}
+SET_BY_BASICSR = ('phase', 'scale')
+KNOWN_DATASETS = {  # name: (options of every phase, more options of the training phase)
+    'PairedImageDataset': ({**IMAGES, **PAIRS}, CROPS),
+    'PaddedPairedImageDataset': ({**IMAGES, **PAIRS}, CROPS),
+    'SingleImageDataset': ({**IMAGES, 'dataroot_lq': Option(Text(), REQUIRED, 'images to restore')}, {}),
+}
+
+
 class Dataset(Kind):
-    """A dataset: a registered `type`; the rest are the dataset's own options, left to it."""
+    """A dataset: a registered `type`; for the datasets of KNOWN_DATASETS its options typed as
+    BasicSR reads them (the training phase's loader and crops too); another project's dataset is
+    left to itself (`dckd-train --check` says so)."""
 
     def parse(self, value, path):
         if not isinstance(value, dict) or value.get('type') not in DATASET_REGISTRY:
             name = value.get('type') if isinstance(value, dict) else value
             raise OptionError(f'{path}.type: no dataset named {name!r}'
                               f'{closest(name, DATASET_REGISTRY.keys())}')
+        if value['type'] in KNOWN_DATASETS:
+            options, training = KNOWN_DATASETS[value['type']]
+            train = path.rsplit('.', 1)[-1].startswith('train')
+            loader = LOADER if train else {}  # validation loaders take none of these; accepted, unused
+            Section({**options, **(training if train else {}), **loader},
+                    passthrough=SET_BY_BASICSR + ((() if train else tuple(LOADER) + tuple(CROPS)))).parse(value, path)
         return value
 
     def describe(self):

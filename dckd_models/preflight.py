@@ -11,12 +11,13 @@ import os
 import torch
 import yaml
 
+from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
 from dckd.schema import OptionError, closest
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
-from .options import is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
+from .options import KNOWN_DATASETS, is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
 from .taps import check_module_names
 from .terms import tapped_modules
 
@@ -57,14 +58,18 @@ def moved_options_file(path):
     return None
 
 
-def is_dckd_model(opt):
-    """Whether `model_type` names KDModel, DCKDModel or a subclass; an unknown name is an error."""
+def is_checked_model(opt):
+    """Whether dckd checks the run before training: KDModel/DCKDModel (or a subclass), and BasicSR's
+    own SRModel and its subclasses, which share datasets, networks, losses, optimizer, scheduler,
+    path, val and logger with them. Another project's model is left to that project. An unknown
+    `model_type` is an error."""
     name = opt.get('model_type')
     if name is None:
         raise OptionError('model_type is missing: DCKDModel (it runs every term its options switch on)')
     if name not in MODEL_REGISTRY:
         raise OptionError(f'model_type: no model named {name!r}{closest(name, MODEL_REGISTRY.keys())}')
-    return issubclass(MODEL_REGISTRY.get(name), KDModel)
+    model = MODEL_REGISTRY.get(name)
+    return issubclass(model, KDModel) or (issubclass(model, SRModel) and model.__module__.startswith('basicsr.'))
 
 
 def preflight(opt, launcher='none', teacher_check=False):
@@ -201,6 +206,9 @@ def _data(parsed):
             _check_patch(dataset, shapes.get('dataroot_gt', {}), parsed.scale)
         count = len(next(iter(shapes.values()))) if shapes else 0
         lines.append(f'data      {phase} {dataset.get("name", "")}: {count} images ({backend})')
+        if dataset['type'] not in KNOWN_DATASETS:
+            lines.append(f'data      {phase}: {dataset["type"]} is not a dataset dckd knows: its own options are not '
+                         'checked (its project checks them when it loads)')
     return lines
 
 

@@ -170,6 +170,24 @@ CASES = [
     ('GT and LQ that do not pair', other_lq, r'datasets.train: GT and LQ keys differ.*do not pair', []),
     ('LQ patch larger than the images', tiny_images_big_patch,
      r'datasets.train.gt_size = 48: the LQ patch \(24px\) is larger than the smallest LQ image', []),
+    # BasicSR's own dataset and loss options
+    ('flip key misspelt', rename_key('datasets.train.use_hflip', 'use_flip'),
+     r'datasets.train.use_flip: unknown option; did you mean use_hflip\?', []),
+    ('patch key misspelt', rename_key('datasets.train.gt_size', 'gt_sise'),
+     r'datasets.train.gt_sise: unknown option; did you mean gt_size\?', []),
+    ('no images a batch', set_key('datasets.train.batch_size_per_gpu', 0),
+     r'datasets.train.batch_size_per_gpu must be >= 1, got 0', []),
+    ('negative workers', set_key('datasets.train.num_worker_per_gpu', -2),
+     r'datasets.train.num_worker_per_gpu must be >= 0, got -2', []),
+    ('enlarge ratio as text', set_key('datasets.train.dataset_enlarge_ratio', '10'),
+     r"datasets.train.dataset_enlarge_ratio must be an integer, got '10' \(text\)", []),
+    ('loss reduction', set_key('train.kd_opt.reduction', 'avg'),
+     r"train.kd_opt.reduction must be one of none, mean, sum, got 'avg'", []),
+    ('io backend misspelt', set_key('datasets.train.io_backend.type', 'lmbd'),
+     r"datasets.train.io_backend.type must be one of disk, lmdb, memcached, got 'lmbd'; did you mean lmdb\?", []),
+    ('flip as text', set_key('datasets.train.use_rot', 'yes'), r"datasets.train.use_rot must be true or false", []),
+    ('validation set key misspelt', set_key('datasets.val.dataroot_gtt', 'x'),
+     r'datasets.val.dataroot_gtt: unknown option; did you mean dataroot_gt\?', []),
     # several processes, other projects
     ('manual_seed missing under DDP', delete_key('manual_seed'),
      r'manual_seed is not set: with several processes \(--launcher pytorch\)', ['--launcher', 'pytorch']),
@@ -277,3 +295,40 @@ def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_checkpoi
     log = next(f for f in os.listdir(experiment) if f.endswith('.log'))
     assert f'training stopped at iteration {stopped_at}' in (experiment / log).read_text()
     assert yaml.safe_load(options_file.read_text()) == opt  # the user's options file as it was
+
+
+def basicsr_srmodel_options(workspace):
+    """A teacher's own training, as the demo runs it: BasicSR's SRModel, no teacher, no terms."""
+    opt = valid_options(workspace)
+    opt.update(model_type='SRModel', network_g=workspace['teacher'])
+    for key in ('network_t', 'network_vqgan'):
+        del opt[key]
+    opt['path'] = {'pretrain_network_g': None, 'resume_state': None}
+    opt['train'] = {key: opt['train'][key] for key in ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter',
+                                                       'pixel_opt')}
+    return opt
+
+
+def test_basicsr_srmodel_runs_get_the_same_checks(workspace, tmp_path, monkeypatch, capsys):
+    opt = basicsr_srmodel_options(workspace)
+    options_file = write_options(tmp_path, opt)
+    assert run_dckd_train(options_file, ['--check'], tmp_path, monkeypatch) is None
+    printed = capsys.readouterr().out
+    assert 'model     SRModel' in printed and 'data      train tiny:' in printed
+    opt['datasets']['train']['use_flip'] = opt['datasets']['train'].pop('use_hflip')
+    said = run_dckd_train(write_options(tmp_path, opt), ['--check'], tmp_path, monkeypatch)
+    assert said.endswith('datasets.train.use_flip: unknown option; did you mean use_hflip?')
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_dataset_of_another_project_is_let_through_with_one_line(workspace, tmp_path, monkeypatch, capsys):
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    from basicsr.utils.registry import DATASET_REGISTRY
+
+    if 'ForkPairedDataset' not in DATASET_REGISTRY:
+        DATASET_REGISTRY.register(type('ForkPairedDataset', (PairedImageDataset, ), {}))
+    opt = valid_options(workspace)
+    opt['datasets']['train'].update(type='ForkPairedDataset', fork_option=3)  # its own option: not ours to judge
+    assert run_dckd_train(write_options(tmp_path, opt), ['--check'], tmp_path, monkeypatch) is None
+    assert ('data      train: ForkPairedDataset is not a dataset dckd knows: its own options are not checked'
+            in capsys.readouterr().out)

@@ -11,6 +11,10 @@ from dckd.schema import OptionError
 from conftest import TINY_VQGAN, edsr
 
 SCALE = 2
+# a complete training set's options (the model reads gt_size; no image is loaded in these tests)
+TRAIN_SET = {'name': 'unit', 'type': 'PairedImageDataset', 'dataroot_gt': 'unused_gt', 'dataroot_lq': 'unused_lq',
+             'io_backend': {'type': 'disk'}, 'gt_size': 32, 'use_hflip': True, 'use_rot': True,
+             'batch_size_per_gpu': 2, 'num_worker_per_gpu': 0}
 
 
 def save_params(net_opt, path, seed=0):
@@ -43,7 +47,7 @@ def make_opt(tmp_path, student=None, teacher=None, terms=('kd', 'dcl', 'ce', 'lc
         'name': 'unit', 'model_type': 'DCKDModel', 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1,
         'num_gpu': 0, 'scale': SCALE, 'manual_seed': 0,
         'network_g': student, 'network_t': teacher, 'network_vqgan': dict(TINY_VQGAN),
-        'datasets': {'train': {'type': 'PairedImageDataset', 'gt_size': 32}},
+        'datasets': {'train': dict(TRAIN_SET)},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None,
                  'pretrain_network_t': save_params(teacher, tmp_path / 'teacher.pth'),
                  'pretrain_network_vqgan': save_params(TINY_VQGAN, tmp_path / 'vqgan.pth'),
