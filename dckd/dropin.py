@@ -1,29 +1,71 @@
-"""`dckd-dropin install|remove FORK`: make a BasicSR checkout (or fork) train dckd's models.
+"""`dckd-dropin install|remove FORK`: make a BasicSR checkout, or a BasicSR-based project, train dckd's models.
 
-`install` writes three one-line registration files into FORK/basicsr/{archs,losses,models}, which
-BasicSR's own folder scan imports, so `python basicsr/train.py -opt options/train/*/dckd_*.yml` works in
-the fork without editing it. `remove` deletes exactly those files. Files are recognised by a marker
-line; a file of the same name without it is never touched. dckd must be importable by the Python
-that runs the fork (install both into one environment).
+BasicSR imports every `*_arch.py`, `*_model.py`, `*_loss.py` and `*_dataset.py` of its `archs/`,
+`models/`, `losses/` and `data/` folders; projects built on it (HAT, Real-ESRGAN, SRFormer...)
+scan their own package's folders the same way, with basicsr installed from pip. `install` finds
+that package (FORK/basicsr in a checkout, else the one package of FORK whose `archs/` and `models/`
+scan) and writes one-line registration files into its folders: our archs, losses, datasets and
+models are then registered, and BasicSR's train_pipeline, which the fork's own train.py calls, runs
+with dckd's parts (resumable data stream, teacher check, robust resume, stop signals: dckd/train.py),
+so `python basicsr/train.py -opt options/train/*/dckd_*.yml` or `python hat/train.py -opt ...` trains
+DCKD without editing the fork. `remove` deletes exactly those files. Files are recognised by a
+marker line; a file of the same name without it is never touched. dckd must be importable by the
+Python that runs the fork (install both into one environment).
 """
 import argparse
 import os
 import sys
 
 MARKER = '# written by dckd-dropin; remove with: dckd-dropin remove <fork>'
+# folder: (registration file, its line); archs/ and models/ must be there, losses/ and data/ may
 FILES = {
-    'archs/dckd_ext_arch.py': 'import dckd_arch  # noqa: F401  (compat fix + VQGANEncoder)',
-    'losses/dckd_ext_loss.py': 'import dckd_losses  # noqa: F401  (DynamicContrastiveLoss, DistributionMappingLoss)',
-    'models/dckd_ext_model.py': 'import dckd_models  # noqa: F401  (KDModel, DCKDModel)',
+    'archs': ('dckd_ext_arch.py', 'import dckd_arch  # noqa: F401  (compat fix + VQGANEncoder, NAFNet, Restormer)'),
+    'losses': ('dckd_ext_loss.py', 'import dckd_losses  # noqa: F401  (DynamicContrastiveLoss, DistributionMappingLoss)'),
+    'data': ('dckd_ext_dataset.py', 'import dckd_data  # noqa: F401  (PaddedPairedImageDataset)'),
+    'models': ('dckd_ext_model.py', 'import dckd_models  # noqa: F401  (KDModel, DCKDModel)\n'
+               "from dckd.train import install_on_training  # dckd's parts in the fork's train_pipeline\n"
+               'install_on_training()'),
 }
+SCANNED = {'archs': '_arch.py', 'models': '_model.py', 'losses': '_loss.py', 'data': '_dataset.py'}
 
 
-def _package_dir(fork):
-    package = os.path.join(fork, 'basicsr')
-    missing = [d for d in ('archs', 'losses', 'models') if not os.path.isdir(os.path.join(package, d))]
-    if missing:
-        raise SystemExit(f'{fork} is not a BasicSR checkout: {package} lacks {", ".join(missing)}/')
-    return package
+def _scans(package, folder):
+    """Whether `package/folder/__init__.py` imports its `*<suffix>` files, as BasicSR's folders do."""
+    init = os.path.join(package, folder, '__init__.py')
+    if not os.path.isfile(init):
+        return False
+    with open(init) as f:
+        return SCANNED[folder] in f.read()
+
+
+def find_package(fork):
+    """The package whose folders BasicSR-style scans import: FORK/basicsr, or FORK's one package
+    that scans its archs/ and models/; SystemExit naming what is missing otherwise."""
+    checkout = os.path.join(fork, 'basicsr')
+    if os.path.isdir(checkout):
+        missing = [d for d in ('archs', 'losses', 'models') if not os.path.isdir(os.path.join(checkout, d))]
+        if missing:
+            raise SystemExit(f'{fork} is not a BasicSR checkout: {checkout} lacks {", ".join(missing)}/')
+        return checkout
+    if not os.path.isdir(fork):
+        raise SystemExit(f'{fork}: no such folder')
+    packages = [os.path.join(fork, d) for d in sorted(os.listdir(fork))
+                if os.path.isfile(os.path.join(fork, d, '__init__.py'))]
+    scanning = [p for p in packages if _scans(p, 'archs') and _scans(p, 'models')]
+    if len(scanning) == 1:
+        return scanning[0]
+    if scanning:
+        raise SystemExit(f'{fork} has several packages that scan archs/ and models/ ({", ".join(scanning)}); '
+                         'give the one whose train.py you run: dckd-dropin install <that folder>/..')
+    raise SystemExit(f'{fork} is neither a BasicSR checkout (no basicsr/ folder) nor a BasicSR-based project: none '
+                     f'of its packages ({", ".join(os.path.basename(p) for p in packages) or "none"}) has archs/ and '
+                     "models/ folders whose __init__.py imports their *_arch.py and *_model.py files as BasicSR's do.")
+
+
+def _targets(package):
+    """(path, text) of each registration file for the folders `package` has."""
+    return [(os.path.join(package, folder, name), f'{MARKER}\n{line}\n') for folder, (name, line) in FILES.items()
+            if os.path.isdir(os.path.join(package, folder))]
 
 
 def _ours(path):
@@ -32,21 +74,19 @@ def _ours(path):
 
 
 def install(fork):
-    package = _package_dir(fork)
-    for relative, line in FILES.items():
-        path = os.path.join(package, relative)
+    package = find_package(fork)
+    targets = _targets(package)
+    for path, _ in targets:
         if os.path.exists(path) and not _ours(path):
             raise SystemExit(f'{path} exists and was not written by dckd-dropin; not touching it.')
-    for relative, line in FILES.items():
-        with open(os.path.join(package, relative), 'w') as f:
-            f.write(f'{MARKER}\n{line}\n')
-        print(f'wrote {os.path.join(package, relative)}')
+    for path, text in targets:
+        with open(path, 'w') as f:
+            f.write(text)
+        print(f'wrote {path}')
 
 
 def remove(fork):
-    package = _package_dir(fork)
-    for relative in FILES:
-        path = os.path.join(package, relative)
+    for path, _ in _targets(find_package(fork)):
         if os.path.exists(path):
             if not _ours(path):
                 print(f'kept {path}: not written by dckd-dropin', file=sys.stderr)
@@ -58,7 +98,8 @@ def remove(fork):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='dckd-dropin', description=__doc__.split('\n\n')[0])
     parser.add_argument('action', choices=['install', 'remove'])
-    parser.add_argument('fork', help='root of the BasicSR checkout (the folder holding basicsr/)')
+    parser.add_argument('fork', help='root of the BasicSR checkout (holding basicsr/) or of the project (holding '
+                                     'its package, e.g. hat/)')
     args = parser.parse_args(argv)
     (install if args.action == 'install' else remove)(args.fork)
 

@@ -79,25 +79,22 @@ class TrainingPipeline:
     at the state's iteration, warning when the options that decide the stream changed), and the
     teacher checked against bicubic before a new run trains (dckd_models/teacher_check.py)."""
 
-    def __init__(self, stop):
-        from basicsr import train
-
-        self.basicsr_create_loaders = train.create_train_val_dataloader
-        self.basicsr_build_dataset = train.build_dataset
-        self.basicsr_build_model = train.build_model
+    def __init__(self, stop, namespace):
+        """`namespace`: the globals of the module whose train_pipeline runs (basicsr.train, or the
+        __main__ of `python basicsr/train.py`)."""
+        self.basicsr_create_loaders = namespace['create_train_val_dataloader']
+        self.basicsr_build_dataset = namespace['build_dataset']
+        self.basicsr_build_model = namespace['build_model']
         self.resume_state = self.loaders = None
-        self.stop, self.resume_warnings = stop, []
+        self.stop, self.resume_warnings, self.namespace = stop, [], namespace
 
     def install(self):
-        from basicsr import train
         from dckd_data.resumable import ResumableSampler
 
-        train.load_resume_state = self.load_resume_state
-        train.build_dataset = self.build_dataset
-        train.EnlargedSampler = ResumableSampler
-        train.create_train_val_dataloader = self.create_train_val_dataloader
-        train.build_model = self.build_model
-        train.MessageLogger = MessageLogger
+        self.namespace.update(load_resume_state=self.load_resume_state, build_dataset=self.build_dataset,
+                              EnlargedSampler=ResumableSampler,
+                              create_train_val_dataloader=self.create_train_val_dataloader,
+                              build_model=self.build_model, MessageLogger=MessageLogger)
 
     def load_resume_state(self, opt):
         self.resume_state = load_resume_state(opt, self.resume_warnings.append)  # logged once the log exists
@@ -312,13 +309,8 @@ def main(argv=None):
         print('\n'.join([f'{seen.opt}: OK'] + lines))
         return
     import basicsr.train
-    import basicsr.utils.options
 
-    stop = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
-    stop.install()
-    atexit.register(end_leftover_workers)
-    TrainingPipeline(stop).install()
-    basicsr.utils.options.init_dist = init_dist
+    install_into_basicsr(vars(basicsr.train))
     sys.argv = [sys.argv[0]] + rest
     try:
         basicsr.train.train_pipeline(os.getcwd())
@@ -337,6 +329,49 @@ def main(argv=None):
             os._exit(EXIT_RANK_LOST)
         raise
     end_of_run()
+
+
+INSTALLED = {}  # id(namespace): dckd's pipeline is in it
+
+
+def install_into_basicsr(namespace):
+    """dckd's parts in the BasicSR training pipeline whose module globals are `namespace`: the
+    TrainingPipeline, stop signals and init_dist (once per namespace). dckd-train does it to
+    basicsr.train; a drop-in does it when a fork's own train.py starts (`install_on_training`)."""
+    import basicsr.utils.options
+
+    if id(namespace) in INSTALLED:
+        return
+    if not INSTALLED:
+        stop = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
+        stop.install()
+        atexit.register(end_leftover_workers)
+        INSTALLED['stop'] = stop
+    TrainingPipeline(INSTALLED['stop'], namespace).install()
+    basicsr.utils.options.init_dist = init_dist
+    INSTALLED[id(namespace)] = True
+
+
+def install_on_training():
+    """For a fork's own train.py (dckd-dropin's registration files call this while the fork's
+    package scans its folders, when BasicSR's train module may not be importable yet): wrap BasicSR's
+    parse_options, the first call of train_pipeline, to install dckd's parts into the module that
+    calls it (basicsr.train, or the __main__ of `python basicsr/train.py`)."""
+    import basicsr.utils.options as options
+
+    if getattr(options.parse_options, 'installs_dckd', False):
+        return
+    parse = options.parse_options
+
+    def parse_options(root_path, is_train=True):
+        if is_train:
+            install_into_basicsr(sys._getframe(1).f_globals)  # the train_pipeline's module
+        return parse(root_path, is_train)
+
+    parse_options.installs_dckd = True
+    options.parse_options = parse_options
+    if 'basicsr.train' in sys.modules:  # imported with basicsr itself (a project imports basicsr first)
+        sys.modules['basicsr.train'].parse_options = parse_options
 
 
 def end_of_run(together=True):

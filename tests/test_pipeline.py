@@ -197,3 +197,93 @@ def test_dropin_never_touches_files_it_did_not_write(basicsr_checkout):
     assert result.returncode != 0 and 'not written by dckd-dropin' in result.stderr
     assert theirs.read_text() == '# the fork owns this file\n'
     assert not (fork / 'basicsr/archs/dckd_ext_arch.py').exists()
+
+
+PROJECT_FILES = {  # a BasicSR-based project as HAT is laid out: its own package, basicsr from the environment
+    '.gitignore': 'experiments/\ntb_logger/\nresults/\n__pycache__/\n',
+    'myproj/__init__.py': '',
+    'myproj/archs/__init__.py': (
+        'import importlib\nfrom os import path as osp\n\nfrom basicsr.utils import scandir\n\n'
+        'arch_folder = osp.dirname(osp.abspath(__file__))\n'
+        "arch_filenames = [osp.splitext(osp.basename(v))[0] for v in scandir(arch_folder) if v.endswith('_arch.py')]\n"
+        "_arch_modules = [importlib.import_module(f'myproj.archs.{name}') for name in arch_filenames]\n"),
+    'myproj/archs/bicubic_residual_arch.py': (
+        'from torch import nn\nfrom torch.nn import functional as F\n\n'
+        'from basicsr.utils.registry import ARCH_REGISTRY\n\n\n'
+        '@ARCH_REGISTRY.register()\nclass BicubicResidual(nn.Module):\n'
+        '    """Bicubic upsampling plus a learned residual."""\n\n'
+        '    def __init__(self, upscale):\n        super().__init__()\n        self.upscale = upscale\n'
+        '        self.conv = nn.Conv2d(3, 3, 3, padding=1)\n\n'
+        '    def forward(self, x):\n'
+        "        up = F.interpolate(x, scale_factor=self.upscale, mode='bicubic', align_corners=False)\n"
+        '        return up + self.conv(up)\n'),
+    'myproj/models/__init__.py': (
+        'import importlib\nfrom os import path as osp\n\nfrom basicsr.utils import scandir\n\n'
+        'model_folder = osp.dirname(osp.abspath(__file__))\n'
+        "model_filenames = [osp.splitext(osp.basename(v))[0] for v in scandir(model_folder) if v.endswith('_model.py')]\n"
+        "_model_modules = [importlib.import_module(f'myproj.models.{name}') for name in model_filenames]\n"),
+    'myproj/models/padded_sr_model.py': (
+        'from torch.nn import functional as F\n\nfrom basicsr.models.sr_model import SRModel\n'
+        'from basicsr.utils.registry import MODEL_REGISTRY\n\n\n'
+        '@MODEL_REGISTRY.register()\nclass PaddedSRModel(SRModel):\n'
+        '    """Its own validation padding, as HATModel has."""\n\n'
+        '    def test(self):\n        height, width = self.lq.shape[-2:]\n        lq = self.lq\n'
+        "        self.lq = F.pad(lq, (0, -width % 4, 0, -height % 4), mode='reflect')\n"
+        '        super().test()\n        self.lq = lq\n'
+        "        scale = self.opt['scale']\n"
+        '        self.output = self.output[..., :height * scale, :width * scale]\n'),
+    'myproj/train.py': (
+        'from os import path as osp\n\nimport myproj.archs  # noqa: F401\nimport myproj.models  # noqa: F401\n'
+        'from basicsr.train import train_pipeline\n\n'
+        "if __name__ == '__main__':\n    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))\n"),
+}
+
+
+def git(project, *args):
+    return subprocess.run(['git', *args], cwd=project, capture_output=True, text=True, check=True).stdout
+
+
+def test_dropin_makes_the_train_py_of_a_basicsr_based_project_train_dckd(workspace, tmp_path):
+    """A project with its own package scanning archs/ and models/ (no losses/ or data/), its own arch
+    and model, its own train.py calling BasicSR's train_pipeline: after `dckd-dropin install`, it
+    trains a DCKD student from a teacher of its own arch, with the teacher check on; `remove`
+    leaves `git status` clean."""
+    project = tmp_path / 'project'
+    for relative, text in PROJECT_FILES.items():
+        (project / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project / relative).write_text(text)
+    git(project, 'init', '-q')
+    git(project, 'add', '.')
+    git(project, '-c', 'user.name=u', '-c', 'user.email=u@u', 'commit', '-qm', 'project')
+    installed = dropin('install', project)
+    assert installed.returncode == 0, installed.stderr
+    assert sorted(f for f in os.listdir(project / 'myproj/archs') if 'dckd' in f) == ['dckd_ext_arch.py']
+    assert sorted(f for f in os.listdir(project / 'myproj/models') if 'dckd' in f) == ['dckd_ext_model.py']
+
+    zero = {'conv.weight': torch.zeros(3, 3, 3, 3), 'conv.bias': torch.zeros(3)}  # exactly bicubic
+    torch.save({'params': zero}, tmp_path / 'bicubic_teacher.pth')
+    opt = dckd_options(workspace, 'from_project_teacher', total_iter=2, checkpoint_freq=2)
+    opt['network_t'] = {'type': 'BicubicResidual', 'upscale': SCALE}
+    opt['path']['pretrain_network_t'] = str(tmp_path / 'bicubic_teacher.pth')
+    opt['train']['teacher_check'] = True
+    opt_path = write_options(tmp_path, opt)
+    # the project imports basicsr before any file of ours: basicsr 1.4.2 needs its import fix first, as a
+    # user environment where the project runs provides it (README, "A BasicSR-based project")
+    (tmp_path / 'site').mkdir()
+    (tmp_path / 'site/sitecustomize.py').write_text('from dckd import compat\ncompat.install()\n')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(project), str(tmp_path / 'site')]))
+    result = run([sys.executable, 'myproj/train.py'], project, opt_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next((project / 'experiments/from_project_teacher').glob('train_*.log')).read_text()
+    assert 'Teacher check on tiny_val' in log  # dckd's pipeline runs inside the project's train.py
+    assert (project / 'experiments/from_project_teacher/models/net_history_2.pth').exists()
+
+    assert dropin('remove', project).returncode == 0
+    assert git(project, 'status', '--porcelain') == ''
+
+
+def test_dropin_names_what_a_folder_that_is_no_fork_lacks(tmp_path):
+    (tmp_path / 'pkg').mkdir()
+    (tmp_path / 'pkg/__init__.py').write_text('')
+    done = dropin('install', tmp_path)
+    assert done.returncode != 0 and 'neither a BasicSR checkout' in done.stderr and '(pkg)' in done.stderr
