@@ -325,8 +325,8 @@ def test_a_dataset_of_another_project_is_let_through_with_one_line(workspace, tm
     from basicsr.data.paired_image_dataset import PairedImageDataset
     from basicsr.utils.registry import DATASET_REGISTRY
 
-    if 'ForkPairedDataset' not in DATASET_REGISTRY:
-        DATASET_REGISTRY.register(type('ForkPairedDataset', (PairedImageDataset, ), {}))
+    fork_dataset = type('ForkPairedDataset', (PairedImageDataset, ), {})  # registered for this test only
+    monkeypatch.setitem(DATASET_REGISTRY._obj_map, 'ForkPairedDataset', fork_dataset)
     opt = valid_options(workspace)
     opt['datasets']['train'].update(type='ForkPairedDataset', fork_option=3)  # its own option: not ours to judge
     assert run_dckd_train(write_options(tmp_path, opt), ['--check'], tmp_path, monkeypatch) is None
