@@ -122,6 +122,8 @@ class TrainingPipeline:
                 raise Interrupted(current_iter, self.stop.signal_name)
 
         def save_on_every_rank_or_none(epoch, current_iter):
+            if current_iter == -1 and RANK_WATCH is not None:  # training is over (BasicSR's final save):
+                RANK_WATCH.finish()  # ranks leave from here on, also under a fork's own train.py
             failure = None
             try:
                 save(epoch, current_iter)
