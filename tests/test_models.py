@@ -237,3 +237,15 @@ def test_each_rank_draws_its_own_degradations(tmp_path):
         model = DCKDModel(opt)
         draws.setdefault(rank, []).append(model.term(DynamicContrastiveKD).degrade(torch.full((2, 3, 8, 8), 0.5)))
     assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
+
+
+def test_the_final_validation_is_labelled_total_iter(tmp_path, monkeypatch):
+    """BasicSR's loop hands its final validation its counter, which has run past total_iter by one
+    per epoch left (a 40-iteration run logged "@ 42 iter"): it is labelled total_iter (10 here)."""
+    labels = []
+    monkeypatch.setattr(basicsr.models.sr_model.SRModel, 'validation',
+                        lambda self, loader, current_iter, tb_logger, save_img=False: labels.append(current_iter))
+    model = DCKDModel(make_opt(tmp_path, terms=('kd', )))
+    for current_iter in (4, 10, 12):
+        model.validation(None, current_iter, None)
+    assert labels == [4, 10, 10]

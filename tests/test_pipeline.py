@@ -1,6 +1,5 @@
 """BasicSR's own pipelines driving dckd: train.py, exact resume, test.py, and the drop-in step."""
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -126,8 +125,6 @@ def test_train_py_runs_dckd_with_validation_and_checkpoints(workspace, tmp_path)
     assert 'Validation tiny_val' in text and '# psnr' in text
     for key in ('l_pix', 'l_kd', 'l_lcr', 'l_dcl', 'l_ce'):
         assert f'{key}: ' in text
-    # BasicSR's loop counter ends past total_iter (6 here); the final validation is the one of iteration 4
-    assert re.findall(r'Best: [\d.]+ @ (\d+) iter', text) == ['2', '4', '4']  # at 2, 4 and the final one
 
 
 def test_test_py_evaluates_a_trained_student(workspace, tmp_path):
