@@ -62,11 +62,17 @@ class StopRequest:
         asked = self.signal_name is not None
         if not distributed:
             return asked
-        flag = torch.tensor([int(asked)], device=device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and self.signal_name is None:
+        anyone = any_rank(asked, device)
+        if anyone and self.signal_name is None:
             self.signal_name = 'a stop signal to another rank'
-        return bool(flag.item())
+        return anyone
+
+
+def any_rank(flag, device):
+    """Whether `flag` holds on any rank (a collective: every rank calls it at the same point)."""
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def ignoring_stop_signals(worker_init_fn):

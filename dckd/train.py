@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
-from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest,
+from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest, any_rank,
                                end_leftover_workers, ignoring_stop_signals)
 from dckd_models.run_checkpoints import CheckpointNotWritten, NoUsableCheckpoint
 
@@ -129,7 +129,7 @@ class TrainingPipeline:
                 save(epoch, current_iter)
             except CheckpointNotWritten as error:  # rank 0's: the other ranks stop with it
                 failure = error
-            if opt['dist'] and agreed_failure(failure is not None, model.device) and failure is None:
+            if opt['dist'] and any_rank(failure is not None, model.device) and failure is None:
                 failure = CheckpointNotWritten(f'rank 0 could not write the checkpoint of iteration {current_iter} '
                                                '(its log says why).')
             if failure is not None:
@@ -223,13 +223,6 @@ def lost_rank_message(message):
     from basicsr.utils import get_root_logger
     get_root_logger().error(f'dckd-train: {message}')
     print(f'dckd-train: {message}', file=sys.stderr, flush=True)
-
-
-def agreed_failure(failed, device):
-    """Whether any rank failed (a collective: every rank calls it at the same point)."""
-    flag = torch.tensor([int(failed)], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
 
 
 def resume_command(argv):
