@@ -106,8 +106,8 @@ def run_options(generate, table, method, seed, preset, data, teacher):
     run = dict(next(r for r in table.DEMO_RUNS if r['name'] == base_name))
     run['terms'] = {k: v for k, v in run['terms'].items() if k not in dropped}
     iterations = preset['teacher_iter' if method is None else 'student_iter'] or run['iterations']
-    run.update(iterations=iterations, milestone=iterations * 3 // 4,
-               every=min(preset['val_every'], iterations) if method else iterations)
+    every = min(preset['val_every'], iterations) if method else iterations
+    run.update(iterations=iterations, milestone=iterations * 3 // 4, every=every, val_every=every)
     if preset['networks']:
         run['network_g'] = dict(run['network_g'], **preset['networks']['teacher' if method is None else 'student'])
     _, text = generate.demo_file(table, run)

@@ -17,17 +17,27 @@ class OptionError(ValueError):
     """An options-file value that cannot work; the message names the key and the fix."""
 
 
-def closest(name, known):
-    """'; did you mean X?' for the known name closest to `name`, else the list of known names."""
-    match = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+def closest(name, known, list_known=True):
+    """'; did you mean X?' for the known name closest to `name`, else the list of known names
+    (or nothing, without `list_known`: where the message lists them already)."""
+    known = sorted(known)  # once: `known` may be an iterator
+    match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
     if match:
         return f'; did you mean {match[0]}?'
-    return f'; known: {", ".join(sorted(known))}'
+    return f'; known: {", ".join(known)}' if list_known else ''
 
 
 def _shown(value):
     kind = {str: 'text', bool: 'a boolean', type(None): 'empty'}.get(type(value), type(value).__name__)
     return f'{value!r} ({kind})'
+
+
+def _reads_as_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Kind:
@@ -50,8 +60,15 @@ class Number(Kind):
         accepted = (int, ) if self.integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, accepted):
             hint = ''
-            if isinstance(value, str):
-                hint = '; write the number without quotes' + ('' if self.integer else ' (YAML reads 1e-4 as text: write 1.0e-4)')
+            if isinstance(value, str) and _reads_as_number(value):
+                hint = '; write the number without quotes'
+                if not self.integer and 'e' in value.lower() and '.' not in value:
+                    mantissa, _, exponent = value.lower().partition('e')
+                    exponent = exponent if exponent[:1] in '+-' else f'+{exponent}'
+                    hint += f' (YAML reads {value} as text: write {mantissa}.0e{exponent})'
+            elif isinstance(value, str):
+                hint = '; write a number'
+
             raise OptionError(f'{path} must be {"an integer" if self.integer else "a number"}, got {_shown(value)}{hint}')
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise OptionError(f'{path} must be {self._range()}, got {value}')
@@ -102,7 +119,7 @@ class Choice(Kind):
     def parse(self, value, path):
         if value not in self.choices:
             raise OptionError(f'{path} must be one of {", ".join(map(str, self.choices))}, got {value!r}'
-                              + (closest(value, map(str, self.choices)) if isinstance(value, str) else ''))
+                              + (closest(value, map(str, self.choices), False) if isinstance(value, str) else ''))
         return value
 
     def describe(self):

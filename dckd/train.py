@@ -16,7 +16,7 @@ MessageLogger (its ETA), and `init_dist` (BasicSR's always sets a CUDA device an
 without a GPU, `--launcher pytorch` here uses gloo). After training, every rank waits for the
 others and the process group is shut down.
 
-Interruptions (README, "Interruptions and faults"): SIGTERM (Slurm, Kubernetes), SIGINT (Ctrl-C)
+Interruptions (docs/faults.md): SIGTERM (Slurm, Kubernetes), SIGINT (Ctrl-C)
 and SIGUSR1 (Slurm's --signal=USR1@120) finish the current iteration, write a checkpoint of it
 and exit with code 75; the same command with --auto_resume continues exactly. --auto_resume takes
 the newest checkpoint whose files all load, naming each one it skips. A checkpoint that cannot be

@@ -406,7 +406,7 @@ def _how_to_get(file):
     """The one dckd-fetch command that puts `file` in place, where it is a known file."""
     entry = known_at(file)
     if entry is None:
-        return 'Put the file there or correct the path (README, "Teachers").'
+        return 'Put the file there or correct the path (docs/teachers.md).'
     return f'Get it with: dckd-fetch {entry.name}'
 
 
@@ -552,7 +552,7 @@ def parse_training_options(opt, check_files=True):
     return parsed
 
 
-# ----- the README's option table -----------------------------------------------------------------
+# ----- the option table of docs/options.md -----------------------------------------------------------------
 
 # what dckd adds to a BasicSR options file (the rest of TRAINING is BasicSR's own keys, typed)
 DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 'path.pretrain_network_t',

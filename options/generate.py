@@ -1,5 +1,6 @@
 """Writes every options file (options/train/, options/test/, options/demo/) from options/table.py,
-and the README's option table from the schema (dckd_models/options.py).
+and the documentation's generated tables: the option reference (docs/options.md) from the schema
+(dckd_models/options.py) and the known files (docs/teachers.md) from dckd/fetch/known.py.
 
     python options/generate.py           # (re)write the files
     python options/generate.py --check   # exit 1, naming them, if any file differs
@@ -131,7 +132,7 @@ def training_file(table, method_name, pair, scale):
     opt['datasets'] = {'train': train_set, **datasets(task, 'val', task.get('val_sets'))}
     if pair.get('fused_attention') and method['vqgan']:
         opt['fused_attention'] = C(False, "SwinIR window attention through torch's fused kernel, same weights "
-                                   '(README, "Training cost")')
+                                   '(docs/cost.md)')
     opt['network_g'] = C(pair['student'](scale), pair['student_note'])
     path = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
     if method['teacher']:
@@ -204,7 +205,7 @@ def demo_file(table, run):
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
         **run['terms'],
     }
-    opt['val'] = {'val_freq': run['every'], 'save_img': False, 'metrics': table.metrics(4, True, None).value}
+    opt['val'] = {'val_freq': run.get('val_every', run['every']), 'save_img': False, 'metrics': table.metrics(4, True, None).value}
     opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': run['every'], 'use_tb_logger': False}
     return os.path.join('demo', f'{run["name"]}.yml'), render([run['title']], opt)
 
@@ -222,7 +223,7 @@ def all_files(table):
     return files
 
 
-README = os.path.join(os.path.dirname(OPTIONS_DIR), 'README.md')
+DOCS = os.path.join(os.path.dirname(OPTIONS_DIR), 'docs')
 TABLE_END = '<!-- end of {} -->'
 
 
@@ -232,15 +233,20 @@ def _between_markers(text, what, source, table):
     return f'{text[:start]}\n{table}\n{text[end:]}'
 
 
-def readme_with_tables(readme_text):
-    """The README with the generated option table and known-files table between their markers."""
+def generated_pages():
+    """{page under docs/: its text with the generated table between its markers}."""
     from dckd.registration import register_all
     register_all()
     from dckd.fetch.known import known_files_table
     from dckd_models.options import options_table
 
-    text = _between_markers(readme_text, 'option table', 'dckd_models/options.py', options_table())
-    return _between_markers(text, 'known files', 'dckd/fetch/known.py', known_files_table())
+    tables = {'options.md': ('option table', 'dckd_models/options.py', options_table()),
+              'teachers.md': ('known files', 'dckd/fetch/known.py', known_files_table())}
+    pages = {}
+    for page, (what, source, table) in tables.items():
+        with open(os.path.join(DOCS, page)) as f:
+            pages[page] = _between_markers(f.read(), what, source, table)
+    return pages
 
 
 def load_table():
@@ -255,8 +261,7 @@ def main(argv=None):
     parser.add_argument('--check', action='store_true', help='only compare the files with the table')
     args = parser.parse_args(argv)
     files = {os.path.join(OPTIONS_DIR, path): text for path, text in all_files(load_table()).items()}
-    with open(README) as f:
-        files[README] = readme_with_tables(f.read())
+    files.update({os.path.join(DOCS, page): text for page, text in generated_pages().items()})
     stale = []
     for path, text in files.items():
         current = open(path).read() if os.path.isfile(path) else None
@@ -269,7 +274,7 @@ def main(argv=None):
     if args.check and stale:
         sys.exit(f'{len(stale)} file(s) differ from what options/generate.py writes: {", ".join(stale)}; '
                  'run python options/generate.py')
-    print(f'{len(files)} files (options and README), {len(stale)} {"differ" if args.check else "written"}')
+    print(f'{len(files)} files (options and documentation pages), {len(stale)} {"differ" if args.check else "written"}')
 
 
 if __name__ == '__main__':

@@ -188,7 +188,7 @@ PAIRS = [
      'student_note': "Student: the compact SwinIR of the paper's Table 1 (scratch: options/train/swinir/).",
      'teacher': lambda s: {'type': 'PretrainedModel', 'path': f'experiments/pretrained_models/HAT/HAT_SRx{s}.pth'},
      'teacher_note': 'Teacher: any model file spandrel recognises (.pth, .pt, .ckpt, .safetensors; SwinIR, HAT, DAT, '
-                     'NAFNet, official RCAN, ESRGAN, ... README, "Teachers"): it detects the architecture and its '
+                     'NAFNet, official RCAN, ESRGAN, ... docs/teachers.md): it detects the architecture and its '
                      "options from the weights. Here HAT's HAT_SRx*.pth (XPixelGroup/HAT); replace the path with "
                      'your file. Its scale and channels are checked against this run before training starts.',
      'teacher_file': None, 'fused_attention': True, 'patch_note': 'LR patch 48 = 6 windows of 8 (the student\'s)'},
@@ -265,7 +265,7 @@ PAPER_TERMS = {
 LCR_OFF = {'# lcr_opt': C({'type': 'L1Loss', 'loss_weight': 1.0, 'prob': 0.5},
                           inline='label consistency, on in every released config')}
 COST = {
-    'precision': C('float32', 'cost, none of which changes the losses beyond rounding (README, "Training cost"): '
+    'precision': C('float32', 'cost, none of which changes the losses beyond rounding (docs/cost.md): '
                    'bfloat16 forward passes (weights, gradients and losses stay float32); images per no-grad pass over '
                    "the negatives (~ = the batch size); recompute the anchor's VQGAN activations in backward; "
                    'torch.compile the teacher, history model and VQGAN'),
@@ -342,13 +342,13 @@ DEMO_RUNS = [
      'title': "Demo step 1: a small x4 teacher (BasicSR's EDSR), trained on the scikit-image LMDBs. Run by "
               '`dckd-demo` (scripts/demo.sh); sizes are shrunk to fit a 2-core CPU in minutes.'},
     {'name': 'demo_scratch_x4', 'model_type': 'DCKDModel', 'network_g': DEMO_STUDENT, 'teacher': False, 'gt_size': 48,
-     'iterations': 800, 'milestone': 600, 'every': 800, 'terms': {},
+     'iterations': 800, 'milestone': 600, 'every': 800, 'val_every': 100, 'terms': {},
      'title': 'Demo step 2: the student alone (L1 to the ground truth): DCKDModel with every KD term off.'},
     {'name': 'demo_logits_x4', 'model_type': 'DCKDModel', 'network_g': DEMO_STUDENT, 'teacher': True, 'gt_size': 48,
-     'iterations': 800, 'milestone': 600, 'every': 800, 'terms': {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+     'iterations': 800, 'milestone': 600, 'every': 800, 'val_every': 100, 'terms': {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
      'title': 'Demo step 3: the same student with Logits KD (L1 to the teacher output).'},
     {'name': 'demo_dckd_x4', 'model_type': 'DCKDModel', 'network_g': DEMO_STUDENT, 'teacher': True, 'gt_size': 48,
-     'iterations': 800, 'milestone': 600, 'every': 800, 'vqgan': DEMO_VQGAN,
+     'iterations': 800, 'milestone': 600, 'every': 800, 'val_every': 100, 'vqgan': DEMO_VQGAN,
      'terms': {'kd_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
                'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1},
                'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001, 'mode': 'paper'},

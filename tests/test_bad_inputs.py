@@ -124,7 +124,8 @@ CASES = [
     ('float written as 1e-4', set_key('train.optim_g.lr', '1e-4'),
      r"train.optim_g.lr must be a number, got '1e-4' \(text\); write the number without quotes \(YAML reads 1e-4 as "
      r'text: write 1.0e-4\)', []),
-    ('loss weight as text', set_key('train.kd_opt.loss_weight', 'one'), r"train.kd_opt.loss_weight must be a number", []),
+    ('loss weight as text', set_key('train.kd_opt.loss_weight', 'one'),
+     r"train.kd_opt.loss_weight must be a number, got 'one' \(text\); write a number$", []),
     ('level_weights of the wrong length', set_key('train.contrastive_opt.level_weights', [1, 1, 1, 1]),
      r'train.contrastive_opt.level_weights has 4 weights, but network_vqgan gives 5 feature levels', []),
     ('VQGAN levels against the default level_weights', set_key('network_vqgan.ch_mult', [1, 1, 2, 2]),
@@ -182,7 +183,7 @@ CASES = [
     ('enlarge ratio as text', set_key('datasets.train.dataset_enlarge_ratio', '10'),
      r"datasets.train.dataset_enlarge_ratio must be an integer, got '10' \(text\)", []),
     ('loss reduction', set_key('train.kd_opt.reduction', 'avg'),
-     r"train.kd_opt.reduction must be one of none, mean, sum, got 'avg'", []),
+     r"train.kd_opt.reduction must be one of none, mean, sum, got 'avg'$", []),
     ('io backend misspelt', set_key('datasets.train.io_backend.type', 'lmbd'),
      r"datasets.train.io_backend.type must be one of disk, lmdb, memcached, got 'lmbd'; did you mean lmdb\?", []),
     ('flip as text', set_key('datasets.train.use_rot', 'yes'), r"datasets.train.use_rot must be true or false", []),

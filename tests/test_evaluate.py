@@ -12,7 +12,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from basicsr.archs import build_network
 from dckd.evaluate.cli import build_parser, run
 from dckd.evaluate.metrics import psnr_ssim
-from dckd.evaluate.models import BicubicModel, NetworkModel, self_ensemble
+from dckd.evaluate.benchmarks import load_pairs
+from dckd.evaluate.models import BicubicModel, NetworkModel, model_from_spec, self_ensemble
 from dckd.figures import comparison, curves
 from dckd.prepare import sr
 from conftest import benchmark_images, edsr
@@ -130,6 +131,33 @@ def test_comparison_figure_has_the_expected_size(prepared_set5, tmp_path):
         comparison.main(['--benchmark', 'Set5', '--image', 'bird', '--model', 'bicubic', '--out', str(out)])
 
 
+def test_nearest_shows_the_lr_input_each_pixel_a_scale_by_scale_block():
+    lq = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    out = model_from_spec('nearest', scale=2).restore(lq)
+    assert out.shape == (4, 6, 3)
+    for y, x in np.ndindex(4, 6):
+        assert (out[y, x] == lq[y // 2, x // 2]).all()
+
+
+def test_comparison_has_one_row_per_image_and_the_gt_last(prepared_set5, tmp_path):
+    out = tmp_path / 'rows.png'
+    comparison.main(['--scale', '4', '--root', str(prepared_set5), '--benchmark', 'Set5', '--image', 'bird',
+                     '--image', 'baby', '--model', 'nearest', '--model', 'bicubic', '--crop', '12,24,40',
+                     '--panel', '80', '--out', str(out)])
+    figure = cv2.imread(str(out))
+    # two square images: per row an overview (80 + 22) square, then nearest, bicubic and GT, each 80 + 4 gap
+    assert figure.shape == (2 * 102 + 4, 102 + 3 * 84, 3)
+    pairs = {key: (lq, gt) for key, lq, gt in load_pairs(str(prepared_set5 / 'Set5' / 'GTmod12'),
+                                                       str(prepared_set5 / 'Set5' / 'LRbicx4'))}
+    for row, image in enumerate(('bird', 'baby')):
+        lq, gt = pairs[image]
+        top = row * 106
+        gt_panel = cv2.resize(gt[24:64, 12:52], (80, 80), interpolation=cv2.INTER_NEAREST)
+        assert (figure[top:top + 80, -80:] == gt_panel).all()  # the last panel: the GT's crop
+        lr_panel = cv2.resize(lq[6:16, 3:13].repeat(4, 0).repeat(4, 1), (80, 80), interpolation=cv2.INTER_NEAREST)
+        assert (figure[top:top + 80, 106:186] == lr_panel).all()  # the first: the LR input's
+
+
 def test_automatic_crop_lands_where_the_models_disagree():
     gt = np.full((64, 64, 3), 100, np.uint8)
     a, b = gt.copy(), gt.copy()
@@ -169,6 +197,39 @@ def test_training_curves_from_basicsr_logs_and_from_tensorboard_events(tmp_path)
     out = tmp_path / 'curves.png'
     curves.main([str(logged), str(with_events), '--metric', 'psnr', '--out', str(out)])
     assert cv2.imread(str(out)).shape == (520, 900, 3)
+
+
+DCKD_LOG = '''2026-11-24 14:00:01,000 INFO: [run..][epoch:  0, iter:     100, lr:(1.000e-03,)] [eta: 0:01:00, \
+time (data): 0.070 (0.005)] l_pix: 3.5e-02 l_kd: 2.0e-02 l_dcl: 4.1e-02 l_ce: 9.0e-04
+2026-11-24 14:00:02,000 INFO: [run..][epoch:  1, iter:   1,200, lr:(1.000e-03,)] [eta: 0:00:30, \
+time (data): 0.070 (0.005)] l_pix: 2.5e-02 l_kd: 1.5e-02 l_dcl: 4.0e-02 l_ce: 8.0e-04
+2026-11-24 14:00:03,000 INFO: Validation Set5
+\t # psnr: 30.5000\tBest: 30.5000 @ 1200 iter
+'''
+
+
+def test_loss_terms_from_basicsr_logs_and_events_and_their_panels(tmp_path):
+    logged = tmp_path / 'experiments' / 'dckd_run'
+    os.makedirs(logged)
+    (logged / 'train_dckd_run_20261124_140000.log').write_text(DCKD_LOG)
+    assert curves.load_losses(str(logged)) == {'l_pix': {100: 0.035, 1200: 0.025}, 'l_kd': {100: 0.02, 1200: 0.015},
+                                               'l_dcl': {100: 0.041, 1200: 0.04}, 'l_ce': {100: 9e-4, 1200: 8e-4}}
+
+    from torch.utils.tensorboard import SummaryWriter
+    with_events = tmp_path / 'experiments' / 'logits_run'
+    os.makedirs(with_events)
+    writer = SummaryWriter(str(tmp_path / 'tb_logger' / 'logits_run'))
+    for step, value in ((100, 0.03), (200, 0.02)):
+        writer.add_scalar('losses/l_pix', value, step)
+        writer.add_scalar('metrics/Set5/psnr', 29 + value, step)
+    writer.close()
+    assert curves.load_losses(str(with_events)) == {'l_pix': {100: pytest.approx(0.03), 200: pytest.approx(0.02)}}
+
+    out = tmp_path / 'with_losses.png'
+    curves.main([f'DCKD={logged}', f'Logits KD={with_events}', '--losses', '--out', str(out)])
+    assert cv2.imread(str(out)).shape == (520 + 300, 900, 3)  # the metric, then one row of loss panels
+    assert curves.labelled_folder(f'Logits KD={with_events}') == ('Logits KD', str(with_events))
+    assert curves.labelled_folder(str(logged)) == ('dckd_run', str(logged))
 
 
 def test_a_teacher_is_evaluated_from_the_training_options_with_at_network_t(tmp_path):

@@ -4,9 +4,14 @@
 2. train a small teacher, then three students of identical architecture and iteration count
    (scratch, Logits KD, DCKD) with `dckd.train` on the option files in options/demo/;
 3. evaluate every model on the held-out photographs (Y channel, border 4) and print a table
-   with the time each training took (also written to experiments/demo_results.md).
+   with the time each training took (also written to experiments/demo_results.md);
+4. draw the result: experiments/demo_comparison.png (the same crop of each held-out photograph
+   for the LR input, bicubic, the three students, the teacher and the ground truth, with their
+   PSNRs; dckd-compare) and experiments/demo_curves.png (validation PSNR and every loss term of
+   the three students over the iterations; dckd-curves).
 
-Run from the repository root. Existing experiment folders are archived by BasicSR, not replaced.
+Run from the repository root. Existing experiment folders are archived by BasicSR, not replaced;
+the results of an earlier demo are kept under dated names (`demo_results_archived_<time>.md`).
 """
 import argparse
 import logging
@@ -19,14 +24,22 @@ import torch
 import yaml
 
 from dckd.evaluate.table import format_parameters, markdown_table
+from dckd.figures import comparison, curves
 from dckd.registration import register_all
 
-STEPS = (
-    ('teacher', 'demo_teacher_x4', 'network_g'),
-    ('scratch', 'demo_scratch_x4', 'network_g'),
-    ('Logits KD', 'demo_logits_x4', 'network_g'),
-    ('DCKD', 'demo_dckd_x4', 'network_g'),
+STEPS = (  # (label, options and experiment name), in training order
+    ('teacher', 'demo_teacher_x4'),
+    ('scratch', 'demo_scratch_x4'),
+    ('Logits KD', 'demo_logits_x4'),
+    ('DCKD', 'demo_dckd_x4'),
 )
+STUDENTS = STEPS[1:]
+RESULTS = 'experiments/demo_results.md'
+COMPARISON = 'experiments/demo_comparison.png'
+CURVES = 'experiments/demo_curves.png'
+HELD_OUT = 'held_out=datasets/demo/val_gt.lmdb,datasets/demo/val_lq_x4.lmdb'
+CHECKPOINT = 'experiments/{}/models/net_g_latest.pth'
+
 SHOWN_LOG_PARTS = ('INFO: [', 'Validation', '# psnr', '# ssim', 'WARNING', 'End of training', 'Error')
 
 
@@ -60,13 +73,30 @@ def results_table(rows, vqgan_note):
     return markdown_table(header, cells) + f'\n{vqgan_note}\n'
 
 
+def keep_earlier(path):
+    """An earlier demo's output moves aside under a dated name, as BasicSR archives experiment folders."""
+    if os.path.exists(path):
+        stem, extension = os.path.splitext(path)
+        os.rename(path, f'{stem}_archived_{time.strftime("%Y%m%d_%H%M%S")}{extension}')
+
+
+def draw_figures(held_out_images):
+    """The comparison (one row per held-out image) and the training curves, through the commands."""
+    models = ['nearest', 'bicubic'] + [f'{label}=options/demo/{name}.yml:{CHECKPOINT.format(name)}'
+                                       for label, name in STUDENTS + STEPS[:1]]
+    comparison.main(['--scale', '4', '--benchmark', HELD_OUT, '--crop-size', '48', '--panel', '144',
+                     *[a for image in held_out_images for a in ('--image', image)],
+                     *[a for model in models for a in ('--model', model)], '--out', COMPARISON])
+    curves.main([f'{label}=experiments/{name}' for label, name in STUDENTS] + ['--losses', '--out', CURVES])
+
+
 def main(argv=None):
     argparse.ArgumentParser(prog='dckd-demo', description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     logger = logging.getLogger('dckd.demo')
     register_all()
-    from dckd.demo.data import SCALE, prepare_demo_data
+    from dckd.demo.data import HELD_OUT_IMAGES, SCALE, prepare_demo_data
     from dckd.evaluate.benchmarks import load_pairs
     from dckd.evaluate.models import BicubicModel, NetworkModel
     from dckd.evaluate.table import evaluate
@@ -77,14 +107,13 @@ def main(argv=None):
     prepare_demo_data('datasets/demo', logger)
     pairs = load_pairs('datasets/demo/val_gt.lmdb', 'datasets/demo/val_lq_x4.lmdb')
     rows = [('bicubic', 0, *evaluate(BicubicModel(SCALE), pairs, y_channel=True, border=SCALE), None)]
-    for label, name, network_key in STEPS:
+    for label, name in STEPS:
         option_file = os.path.join('options', 'demo', f'{name}.yml')
         logger.info(f'[{label}] training with {option_file}')
         seconds = train(option_file, logger)
         with open(option_file) as f:
             opt = yaml.safe_load(f)
-        model = NetworkModel(label, opt[network_key], os.path.join('experiments', name, 'models', 'net_g_latest.pth'),
-                             device)
+        model = NetworkModel(label, opt['network_g'], CHECKPOINT.format(name), device)
         rows.append((label, model.parameters, *evaluate(model, pairs, y_channel=True, border=SCALE), seconds))
         logger.info(f'[{label}] done in {seconds:.0f} s: PSNR {rows[-1][2]:.2f} dB')
 
@@ -94,8 +123,12 @@ def main(argv=None):
     summary = (f'Held-out images: chelsea, rocket (x{SCALE}, Y channel, border {SCALE}); '
                f'students: identical EDSR, identical iterations; device: {device}.\n\n{table}')
     print('\n' + summary)
-    with open(os.path.join('experiments', 'demo_results.md'), 'w') as f:
+    for path in (RESULTS, COMPARISON, CURVES):
+        keep_earlier(path)
+    with open(RESULTS, 'w') as f:
         f.write(summary)
+    draw_figures(HELD_OUT_IMAGES)
+    print(f'\nTable: {RESULTS}\nComparison: {COMPARISON}\nCurves: {CURVES}')
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog='dckd-evaluate', description=__doc__.split('\n')[0][len('`dckd-evaluate`: '):],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument('--model', action='append', required=True,
-                        help="'bicubic' or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]: network_g (or NETWORK_KEY, "
+                        help="'bicubic', 'nearest' (the LR image enlarged) or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]: network_g (or NETWORK_KEY, "
                         'e.g. network_t) of the options file; the checkpoint defaults to its '
                         'path.pretrain_<NETWORK_KEY>; params_ema first. Repeatable.')
     parser.add_argument('--benchmark', action='append', required=True,
@@ -36,7 +36,7 @@ def build_parser():
 
 
 def multiply_adds_at_720p(model, scale):
-    """Multiply-adds of a network model for the LR input of a 1280x720 output; None for bicubic."""
+    """Multiply-adds of a network model for the LR input of a 1280x720 output; None for bicubic and nearest."""
     from .cost import multiply_adds
     if not hasattr(model, 'net'):
         return None

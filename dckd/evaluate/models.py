@@ -1,4 +1,5 @@
-"""What gets evaluated: a network from an options file and a BasicSR checkpoint, or bicubic."""
+"""What gets evaluated: a network from an options file and a BasicSR checkpoint, bicubic, or the LR
+image itself enlarged by nearest neighbour."""
 import os
 
 import numpy as np
@@ -68,6 +69,21 @@ class BicubicModel:
         return matlab_bicubic(lq_bgr, self.scale)
 
 
+class NearestModel:
+    """The LR input itself, each pixel repeated scale x scale times: what the network was given."""
+
+    parameters = 0
+
+    def __init__(self, scale, name='LR'):
+        self.name, self.scale = name, scale
+
+    def restore(self, lq_bgr):
+        return lq_bgr.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+
+
+BASELINES = {'bicubic': BicubicModel, 'nearest': NearestModel}
+
+
 def self_ensemble(forward, images):
     """Mean over the 8 flips/rotations (x8), each output mapped back before averaging."""
     outputs = []
@@ -82,16 +98,16 @@ def self_ensemble(forward, images):
 
 
 def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True, tile=None, overlap=32):
-    """`bicubic`, or `NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]`: the network `NETWORK_KEY`
+    """`bicubic`, `nearest`, or `NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]`: the network `NETWORK_KEY`
     (default `network_g`; `network_t` for the teacher) of an options file, with weights from
     CHECKPOINT or else the file's `path.pretrain_<NETWORK_KEY>` (`params_ema` first). Without
     `weights`, a network whose options name no existing checkpoint keeps random weights. `tile`,
     `overlap`: see NetworkModel."""
-    if spec == 'bicubic':
-        return BicubicModel(scale)
+    if spec in BASELINES:
+        return BASELINES[spec](scale)
     name, sep, source = spec.partition('=')
     if not sep:
-        raise ValueError(f"--model {spec}: expected 'bicubic' or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]")
+        raise ValueError(f"--model {spec}: expected 'bicubic', 'nearest' or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]")
     options_part, _, checkpoint = source.partition(':')
     options_file, _, network_key = options_part.partition('@')
     network_key = network_key or 'network_g'

@@ -118,7 +118,7 @@ def known_at(path):
 
 
 def known_files_table():
-    """Markdown rows of every known file, for the README."""
+    """Markdown rows of every known file, for docs/teachers.md."""
     lines = ['| name | put at | from | checked |', '|---|---|---|---|']
     for entry in MODELS + DATA:
         origin = f'[by hand]({entry.page})' if entry.page else f'[download]({entry.link})'

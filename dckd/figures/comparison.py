@@ -1,6 +1,7 @@
-"""`dckd-compare`: one benchmark image, one zoomed crop, every model side by side (the paper's
-figure style): the whole GT with the crop marked, then GT, bicubic, teacher and students, each
-labelled with its name and its PSNR on the whole image."""
+"""`dckd-compare`: benchmark images, one zoomed crop each, every model side by side (the paper's
+figure style). One row per `--image`: the whole GT with the crop marked, then the same crop of
+every model in `--model` order (the LR input by `nearest`, bicubic, students, teacher), each
+labelled with its name and its PSNR on the whole image, and the GT last."""
 import argparse
 import os
 
@@ -49,15 +50,34 @@ def figure_size(gt_shape, model_count, panel_size):
     return height, round(gt_shape[1] * height / gt_shape[0]) + (model_count + 1) * (panel_size + GAP)
 
 
+def stack_rows(rows):
+    """Rows of the figure one below the other, white-padded on the right to the widest."""
+    width = max(row.shape[1] for row in rows)
+    padded = []
+    for row in rows:
+        padded += [np.full((GAP, width, 3), 255, np.uint8)] if padded else []
+        padded.append(np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255))
+    return np.concatenate(padded, axis=0)
+
+
+def parse_crop(text, gt_shape, image):
+    x, y, size = (int(v) for v in text.split(','))
+    if x < 0 or y < 0 or x + size > gt_shape[1] or y + size > gt_shape[0]:
+        raise SystemExit(f'--crop {text} leaves the {gt_shape[1]}x{gt_shape[0]} image {image}')
+    return x, y, size
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='dckd-compare', description=__doc__.split('\n\n')[0])
     parser.add_argument('--benchmark', required=True, help='NAME prepared under --root, or NAME=GT_PATH,LQ_PATH')
-    parser.add_argument('--image', required=True, help='image name (file stem), e.g. butterfly')
-    parser.add_argument('--model', action='append', required=True, help="as in dckd-evaluate; 'bicubic' allowed")
+    parser.add_argument('--image', action='append', required=True,
+                        help='image name (file stem), e.g. butterfly; repeatable: one row each')
+    parser.add_argument('--model', action='append', required=True,
+                        help="as in dckd-evaluate ('bicubic', 'nearest' allowed); panels in this order")
     parser.add_argument('--scale', type=int, default=1)
     parser.add_argument('--task', choices=['sr', 'deblur', 'derain'], default='sr')
     parser.add_argument('--root', default='datasets')
-    parser.add_argument('--crop', help='X,Y,SIZE in GT pixels; default: where the models differ most')
+    parser.add_argument('--crop', help='X,Y,SIZE in GT pixels, for every image; default: where the models differ most')
     parser.add_argument('--crop-size', type=int, default=64, help='size of the automatic crop')
     parser.add_argument('--panel', type=int, default=192, help='panel size in pixels')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -76,25 +96,27 @@ def main(argv=None):
 
     _, gt_path, lq_path = resolve(args.benchmark, args.scale, args.root)
     pairs = {key: (lq, gt) for key, lq, gt in load_pairs(gt_path, lq_path)}
-    if args.image not in pairs:
-        raise SystemExit(f'--image {args.image} is not in {gt_path}; it holds {sorted(pairs)[:10]}')
-    lq, gt = pairs[args.image]
+    missing = [image for image in args.image if image not in pairs]
+    if missing:
+        raise SystemExit(f'--image {", ".join(missing)}: not in {gt_path}; it holds {sorted(pairs)[:10]}')
     models = [model_from_spec(spec, args.scale, args.device) for spec in args.model]
     y_channel, border = convention(args.task, args.scale)
-    outputs = [m.restore(lq) for m in models]
-    if args.crop:
-        x, y, size = (int(v) for v in args.crop.split(','))
-        if x < 0 or y < 0 or x + size > gt.shape[1] or y + size > gt.shape[0]:
-            raise SystemExit(f'--crop {args.crop} leaves the {gt.shape[1]}x{gt.shape[0]} image')
-    else:
-        size = min(args.crop_size, *gt.shape[:2])
-        x, y = most_different_crop([gt] + outputs, size)
-    panels = [('GT', gt)] + [(f'{m.name} {psnr_ssim(o, gt, y_channel, border)[0]:.2f} dB', o)
-                             for m, o in zip(models, outputs)]
-    figure = compose(gt, panels, (x, y, size), args.panel)
+    rows, crops = [], []
+    for image in args.image:
+        lq, gt = pairs[image]
+        outputs = [m.restore(lq) for m in models]
+        if args.crop:
+            x, y, size = parse_crop(args.crop, gt.shape, image)
+        else:
+            size = min(args.crop_size, *gt.shape[:2])
+            x, y = most_different_crop([gt] + outputs, size)
+        panels = [(f'{m.name} {psnr_ssim(o, gt, y_channel, border)[0]:.2f} dB', o) for m, o in zip(models, outputs)]
+        rows.append(compose(gt, panels + [('GT', gt)], (x, y, size), args.panel))
+        crops.append(f'{image} x={x} y={y} size={size}')
+    figure = stack_rows(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    cv2.imwrite(args.out, figure)
-    print(f'wrote {args.out} ({figure.shape[1]}x{figure.shape[0]}), crop x={x} y={y} size={size}')
+    cv2.imwrite(args.out, figure, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(f'wrote {args.out} ({figure.shape[1]}x{figure.shape[0]}), crop {"; ".join(crops)}')
 
 
 if __name__ == '__main__':

@@ -17,8 +17,9 @@ def text_width(text, scale=0.5, thickness=1):
     return cv2.getTextSize(text, FONT, scale, thickness)[0][0]
 
 
-def labelled(img, text, strip_height):
-    """`img` with a white strip below it holding `text`, centred."""
+def labelled(img, text, strip_height, scale=0.5):
+    """`img` with a white strip below it holding `text`, centred (in smaller type where it is wider)."""
+    scale = min(scale, scale * (img.shape[1] - 4) / text_width(text, scale))
     strip = np.full((strip_height, img.shape[1], 3), 255, np.uint8)
-    put_text(strip, text, ((img.shape[1] - text_width(text)) // 2, strip_height - 7))
+    put_text(strip, text, ((img.shape[1] - text_width(text, scale)) // 2, strip_height - 7), scale)
     return np.concatenate([img, strip], axis=0)
