@@ -11,7 +11,8 @@ setup(
     version='0.2.0',
     description='Dynamic Contrastive Knowledge Distillation (AAAI 2025) for image restoration, on BasicSR',
     python_requires='>=3.10',
-    packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models']),
+    packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models', 'dckd_models.*',
+                                    'dckd_utils']),
     install_requires=['basicsr>=1.3.4.9,<=1.4.2', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
     extras_require={'export': ['onnx', 'onnxscript', 'onnxruntime']},  # dckd-export to ONNX, and its check
     entry_points={

@@ -28,7 +28,7 @@ import torch
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
-from dckd.registration import register_all  # noqa: E402
+import dckd_models  # noqa: E402,F401  (registers dckd's archs, losses and models in BasicSR's registries)
 
 SWINIR = dict(type='SwinIR', upscale=4, in_chans=3, img_size=48, window_size=8, img_range=1., mlp_ratio=2,
               upsampler='pixelshuffle', resi_connection='1conv')
@@ -277,7 +277,6 @@ def fits_in(preset, spec, folder, gib):
 
 def measure_row(args, spec, folder):
     """One row, in this (fresh) process: {'ms', 'peak_mib', 'fit_batch'}."""
-    register_all()
     torch.backends.cudnn.benchmark = True  # as BasicSR's train.py sets it
     preset = dict(PRESETS[args.preset], batch=args.batch or PRESETS[args.preset]['batch'])
     model = build_model(preset, spec, args.device, folder)
@@ -385,7 +384,6 @@ def main(argv=None):
     if args.child:
         print(json.dumps(measure_row(args, json.loads(args.child), args.folder)))
         return
-    register_all()
     rows, results = rows_to_run(args.precisions, args.ablations, args.rows), {}
     with tempfile.TemporaryDirectory() as folder:
         write_checkpoints(PRESETS[args.preset], folder)

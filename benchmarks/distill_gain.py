@@ -78,7 +78,7 @@ def prepare_data(work, train_folders, test_folders):
     from dckd.demo.data import HELD_OUT_IMAGES, TRAIN_IMAGES, skimage_photo_bgr
     from dckd.lmdb_writer import write_image_lmdb
     from dckd.paired_data import paired_subimages
-    from dckd.prepare.images import list_images, read_bgr, stem
+    from dckd_data.image_files import list_images, read_bgr, stem
     from dckd.prepare.sr import prepare_benchmark
 
     data = os.path.join(work, 'data')

@@ -35,9 +35,8 @@ def prepare(work):
     """The demo's LMDBs, and random teacher and VQGAN checkpoints of the shrunk networks."""
     from basicsr.archs import build_network
     from dckd.demo.data import prepare_demo_data
-    from dckd.registration import register_all
+    import dckd_models  # noqa: F401  (registers dckd's archs in BasicSR's registry)
 
-    register_all()
     prepare_demo_data(os.path.join(work, 'data'), logging.getLogger('gpu_check'))
     torch.manual_seed(0)
     teacher = os.path.join(work, 'teacher.pth')

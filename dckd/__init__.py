@@ -1,14 +1,16 @@
 """dckd: Dynamic Contrastive Knowledge Distillation (AAAI 2025) as a BasicSR extension.
 
-The registrable parts live in the sibling packages `dckd_arch`, `dckd_losses` and
-`dckd_models`; this package holds the glue: compatibility fixes, checkpoint loading,
-data preparation, evaluation, figures, the command-line entries and the demo.
+This package holds the commands (`dckd-train`, `dckd-test`, `dckd-fetch`, `dckd-prepare`,
+`dckd-evaluate`, the figures, `dckd-profile`, `dckd-restore`, `dckd-export`, the converters,
+`dckd-dropin`, the demo) and the helpers only they use. The library lies below and never imports
+it: `dckd_models` (the KD models and their terms) on `dckd_arch`, `dckd_losses` and `dckd_data`, all
+on `dckd_utils` (BasicSR compatibility, registry, option schema, checkpoints).
 
-Importing any `dckd` module makes BasicSR 1.4.2 importable on current torchvision and Python
-first (see `dckd.compat`); that holds in worker processes too, which import modules afresh.
+Importing it makes BasicSR importable on current torchvision and Python first (`dckd_utils`).
 """
-from dckd import compat
+import dckd_utils  # noqa: F401  (BasicSR's compatibility fix, before anything imports basicsr)
+from dckd import moved
 
-compat.install()
+moved.install()
 
 __version__ = '0.2.0'

@@ -1,12 +1,12 @@
 """`dckd-convert-rcan RCAN_BIX4.pt RCAN_BIX4_basicsr.pth`: official RCAN checkpoint -> BasicSR `RCAN`.
 
 The conversion (renamed keys, mean-shift layers checked and dropped, network options read off the
-keys) is dckd/rcan_layout.py's; this command writes it to a file once and prints the options.
+keys) is dckd_arch/rcan_layout.py's; this command writes it to a file once and prints the options.
 """
 import argparse
 
-from dckd.checkpoint import load_checkpoint, refuse_to_replace, save_atomically
-from dckd.rcan_layout import is_official_rcan, official_to_basicsr
+from dckd_utils.checkpoint import load_checkpoint, refuse_to_replace, save_atomically
+from dckd_arch.rcan_layout import is_official_rcan, official_to_basicsr
 
 
 def convert(checkpoint_path, output_path, force=False):

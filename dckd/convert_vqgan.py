@@ -6,11 +6,11 @@ checks them against VQGANEncoder's layout, and saves `{'params': ...}` for
 """
 import argparse
 
+from dckd_arch.vqgan_arch import VQGANEncoder, load_vqgan_encoder
+from dckd_utils.checkpoint import refuse_to_replace, save_atomically
+
 
 def convert(checkpoint_path, output_path, force=False, **arch_options):
-    from dckd.checkpoint import refuse_to_replace, save_atomically
-    from dckd_arch.vqgan_arch import VQGANEncoder, load_vqgan_encoder
-
     refuse_to_replace(output_path, force)
     net = VQGANEncoder(**arch_options)
     load_vqgan_encoder(net, checkpoint_path)  # strict: fails naming missing or mis-shaped keys

@@ -18,7 +18,8 @@ import os
 import torch
 from torch.nn import functional as F
 
-from dckd.registration import register_all
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from dckd.evaluate.models import model_at_its_scale
 
 TOLERANCE = 1e-4
 MIN_SIDE, MAX_SIDE = 16, 8192  # input sides the exported graph accepts
@@ -99,8 +100,6 @@ def main(argv=None):
         raise SystemExit(f'--out {args.out}: end it in .onnx (ONNX) or .pt2 (torch.export program)')
     if os.path.exists(args.out) and not args.force:
         raise SystemExit(f'{args.out} exists; pass --force to replace it.')
-    register_all()
-    from dckd.evaluate.models import model_at_its_scale
     try:
         model, scale = model_at_its_scale(args.model)
     except FileNotFoundError as error:

@@ -17,7 +17,10 @@ import os
 
 import torch
 
-from dckd.registration import register_all
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from dckd.evaluate.cost import latency_ms, multiply_adds, peak_memory_mib
+from dckd.evaluate.models import model_from_spec
+from dckd.evaluate.table import format_parameters, markdown_table
 
 
 def _size(text):
@@ -45,9 +48,6 @@ def build_parser():
 
 def profile(args):
     """[(model name, {column: value})] in table order."""
-    from dckd.evaluate.cost import latency_ms, multiply_adds, peak_memory_mib
-    from dckd.evaluate.models import model_from_spec
-
     width, height = args.output_size
     if width % args.scale or height % args.scale:
         raise SystemExit(f'--output-size {width}x{height} is not a multiple of --scale {args.scale}')
@@ -73,8 +73,6 @@ def profile(args):
 
 def tables(rows, args):
     """(Markdown, CSV) of the profile."""
-    from dckd.evaluate.table import format_parameters, markdown_table
-
     columns = list(rows[0][1])
     width, height = args.output_size
     cells = [[name, format_parameters(row['params'])] + [f'{row[c]:.2f}' if isinstance(row[c], float) else row[c]
@@ -94,7 +92,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.out and any(os.path.exists(args.out + ext) for ext in ('.md', '.csv')):
         raise SystemExit(f'{args.out}.md or .csv exists; choose another --out')
-    register_all()
     markdown, table_csv = tables(profile(args), args)
     print('\n' + markdown)
     if args.out:

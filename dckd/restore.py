@@ -15,7 +15,8 @@ import cv2
 import torch
 from tqdm import tqdm
 
-from dckd.registration import register_all
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from dckd.evaluate.models import model_at_its_scale
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -51,8 +52,6 @@ def planned_outputs(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     pairs = planned_outputs(args)  # before the network is loaded
-    register_all()
-    from dckd.evaluate.models import model_at_its_scale
     try:
         model, scale = model_at_its_scale(args.model, args.device, tile=args.tile, overlap=args.overlap)
     except FileNotFoundError as error:

@@ -4,14 +4,13 @@ import argparse
 import os
 import sys
 
+import basicsr.test
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from dckd_models.preflight import read_options_file
+from dckd_utils.schema import OptionError
+
 
 def main():
-    from dckd.registration import register_all
-    register_all()
-    import basicsr.test
-    from dckd.schema import OptionError
-    from dckd_models.preflight import read_options_file
-
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('-opt')
     options_file = parser.parse_known_args()[0].opt

@@ -32,10 +32,20 @@ import sys
 import torch
 import torch.distributed as dist
 
+import basicsr.utils.options
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
 from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
+from basicsr.utils import check_resume, dist_util, get_root_logger
 from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest, any_rank,
                                end_leftover_workers, ignoring_stop_signals)
-from dckd_models.run_checkpoints import CheckpointNotWritten, NoUsableCheckpoint
+from dckd_data.resumable import ResumableSampler, SampleKey, SeededSamples, stream_changes, stream_fingerprint
+from dckd_models.options import import_modules
+from dckd_models.preflight import is_checked_model, preflight, read_options_file
+from dckd_models.restoration_model import TrainingStopped
+from dckd_models.resumable import make_resumable
+from dckd_models.run_checkpoints import CheckpointNotWritten, NoUsableCheckpoint, load_usable, usable_state
+from dckd_models.teacher_check import check_teacher
+from dckd_utils.schema import OptionError
 
 # rank 0 validates alone while the others wait at their next collective: give it time
 DIST_TIMEOUT = datetime.timedelta(hours=2)
@@ -45,9 +55,6 @@ def load_resume_state(opt, warn):
     """Like BasicSR's, on whatever device training runs on; with --auto_resume, the newest training
     state whose state and model files all load, `warn(text)` naming each newer one skipped and why.
     NoUsableCheckpoint when there are states but none loads, or path.resume_state does not."""
-    from basicsr.utils import check_resume
-    from dckd_models.run_checkpoints import NoUsableCheckpoint, load_usable, usable_state
-
     on_gpu = opt['num_gpu'] != 0 and torch.cuda.is_available()
     device = torch.device('cuda', torch.cuda.current_device()) if on_gpu else torch.device('cpu')
     paths = opt['path']
@@ -89,8 +96,6 @@ class TrainingPipeline:
         self.stop, self.resume_warnings, self.namespace = stop, [], namespace
 
     def install(self):
-        from dckd_data.resumable import ResumableSampler
-
         self.namespace.update(load_resume_state=self.load_resume_state, build_dataset=self.build_dataset,
                               EnlargedSampler=ResumableSampler,
                               create_train_val_dataloader=self.create_train_val_dataloader,
@@ -103,9 +108,6 @@ class TrainingPipeline:
     def build_model(self, opt):
         """Any model, BasicSR's own too, with training states a resume continues from exactly, that
         stops after an iteration when asked (`stop`) and on every rank when a checkpoint fails."""
-        from basicsr.utils import get_root_logger
-        from dckd_models.resumable import make_resumable
-
         for warning in self.resume_warnings:
             get_root_logger().warning(warning)
         model = make_resumable(self.basicsr_build_model(opt))
@@ -140,10 +142,6 @@ class TrainingPipeline:
 
     def check_teacher(self, model, opt):
         """The teacher on the first validation set (a few training pairs when there is none)."""
-        from basicsr.utils import get_root_logger
-        from dckd_data.resumable import SampleKey
-        from dckd_models.teacher_check import check_teacher
-
         train_loader, _, val_loaders = self.loaders[:3]
         if val_loaders:
             dataset = val_loaders[0].dataset
@@ -156,8 +154,6 @@ class TrainingPipeline:
         get_root_logger().info(summary)
 
     def build_dataset(self, dataset_opt):
-        from dckd_data.resumable import SeededSamples
-
         dataset = self.basicsr_build_dataset(dataset_opt)
         return SeededSamples(dataset) if dataset_opt['phase'] == 'train' else dataset
 
@@ -174,8 +170,6 @@ class TrainingPipeline:
         return result
 
     def continue_stream(self, opt, sampler, batch_size, logger):
-        from dckd_data.resumable import stream_changes, stream_fingerprint
-
         state = self.resume_state
         recorded = state.get('data_stream')
         if recorded is None:
@@ -204,8 +198,6 @@ class MessageLogger(BasicSRMessageLogger):
 def init_dist(launcher, backend='nccl', **kwargs):
     """BasicSR's init_dist on GPUs (with a long timeout for torchrun); gloo on CPU-only machines.
     Then every rank watches the others (RankWatch): a rank that dies stops the run in seconds."""
-    from basicsr.utils import dist_util
-
     if launcher == 'pytorch':
         kwargs.setdefault('timeout', DIST_TIMEOUT)
     if launcher == 'pytorch' and not torch.cuda.is_available():
@@ -220,7 +212,6 @@ RANK_WATCH = None  # this process's, under several processes
 
 
 def lost_rank_message(message):
-    from basicsr.utils import get_root_logger
     get_root_logger().error(f'dckd-train: {message}')
     print(f'dckd-train: {message}', file=sys.stderr, flush=True)
 
@@ -249,24 +240,18 @@ def dckd_arguments(argv):
 def apply_force_yml(opt, entries):
     """BasicSR's `--force_yml a:b=value` overrides, applied as BasicSR applies them, so that the
     checks see the options that will train."""
-    from basicsr.utils.options import _postprocess_yml_value
-
     for entry in entries:
         keys, value = (part.strip() for part in entry.split('=', 1))
         *parents, last = keys.split(':')
         holder = opt
         for key in parents:
             holder = holder[key]
-        holder[last] = _postprocess_yml_value(value)
+        holder[last] = basicsr.utils.options._postprocess_yml_value(value)
 
 
 def check_run(options_file, imports, launcher, overrides=(), check_only=False):
     """Import the named modules, then check the run; returns the summary, or None for another
     project's model (that project checks its options itself)."""
-    from dckd.schema import OptionError
-    from dckd_models.options import import_modules
-    from dckd_models.preflight import is_checked_model, preflight, read_options_file
-
     import_modules(imports, '--import')
     opt = read_options_file(options_file)
     try:
@@ -288,11 +273,6 @@ def main(argv=None):
               '[--force_yml key=value ...]')
         return
     own, seen, rest = dckd_arguments(argv)
-    from dckd.registration import register_all
-    register_all()
-    from dckd.schema import OptionError
-    from dckd_models.restoration_model import TrainingStopped
-
     if seen.opt is None:
         sys.exit('dckd-train: error: -opt OPTIONS.yml is required')
     try:
@@ -303,6 +283,8 @@ def main(argv=None):
         lines = summary or ['a model of another project: that project checks its options, when training starts']
         print('\n'.join([f'{seen.opt}: OK'] + lines))
         return
+    # not at the top: a fork's package scan imports this module (dckd-dropin) while its models are
+    # being imported, and basicsr.train imports them
     import basicsr.train
 
     install_into_basicsr(vars(basicsr.train))
@@ -310,7 +292,6 @@ def main(argv=None):
     try:
         basicsr.train.train_pipeline(os.getcwd())
     except Interrupted as interrupted:
-        from basicsr.utils import get_root_logger
         get_root_logger().info(f'{interrupted}, its checkpoint written. Continue with: {resume_command(argv)}')
         end_of_run()
         sys.exit(EXIT_INTERRUPTED)
@@ -333,8 +314,6 @@ def install_into_basicsr(namespace):
     """dckd's parts in the BasicSR training pipeline whose module globals are `namespace`: the
     TrainingPipeline, stop signals and init_dist (once per namespace). dckd-train does it to
     basicsr.train; a drop-in does it when a fork's own train.py starts (`install_on_training`)."""
-    import basicsr.utils.options
-
     if id(namespace) in INSTALLED:
         return
     if not INSTALLED:
@@ -352,8 +331,7 @@ def install_on_training():
     package scans its folders, when BasicSR's train module may not be importable yet): wrap BasicSR's
     parse_options, the first call of train_pipeline, to install dckd's parts into the module that
     calls it (basicsr.train, or the __main__ of `python basicsr/train.py`)."""
-    import basicsr.utils.options as options
-
+    options = basicsr.utils.options
     if getattr(options.parse_options, 'installs_dckd', False):
         return
     parse = options.parse_options

@@ -3,13 +3,11 @@
 It imports nothing of BasicSR but the registry, so it is safe to import while BasicSR scans its
 own `archs` folder (the drop-in file does that), and it installs the compatibility fix first.
 """
-from dckd import compat
+import dckd_utils  # noqa: F401  (BasicSR's compatibility fix, installed on import, before anything of BasicSR)
 
-compat.install()
-
-from .nafnet_arch import NAFNet  # noqa: E402
-from .pretrained_arch import PretrainedModel  # noqa: E402
-from .restormer_arch import Restormer  # noqa: E402
-from .vqgan_arch import VQGANEncoder  # noqa: E402
+from .nafnet_arch import NAFNet
+from .pretrained_arch import PretrainedModel
+from .restormer_arch import Restormer
+from .vqgan_arch import VQGANEncoder
 
 __all__ = ['NAFNet', 'PretrainedModel', 'Restormer', 'VQGANEncoder']

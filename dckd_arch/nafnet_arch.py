@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 
 
 class LayerNorm2d(nn.Module):

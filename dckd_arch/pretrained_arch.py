@@ -14,8 +14,8 @@ import warnings
 from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from dckd.checkpoint import extract_state_dict, load_checkpoint
-from dckd.registry import register
+from dckd_utils.checkpoint import extract_state_dict, load_checkpoint
+from dckd_utils.registry import register
 from .padding import pad_bottom_right
 
 SPANDREL_VERSION = '0.4.2'

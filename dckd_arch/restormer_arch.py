@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
 

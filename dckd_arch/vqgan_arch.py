@@ -11,8 +11,8 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
-from dckd.checkpoint import extract_state_dict, load_checkpoint
-from dckd.registry import register
+from dckd_utils.checkpoint import extract_state_dict, load_checkpoint
+from dckd_utils.registry import register
 
 ENCODER_KEY_PREFIXES = ('encoder.', 'quant_conv.', 'quantize.embedding.')
 

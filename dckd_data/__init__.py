@@ -1,8 +1,6 @@
 """Importing this package registers dckd's datasets in BasicSR's DATASET_REGISTRY (compat fix first)."""
-from dckd import compat
+import dckd_utils  # noqa: F401  (BasicSR's compatibility fix, installed on import, before anything of BasicSR)
 
-compat.install()
-
-from .padded_paired_dataset import PaddedPairedImageDataset  # noqa: E402
+from .padded_paired_dataset import PaddedPairedImageDataset
 
 __all__ = ['PaddedPairedImageDataset']

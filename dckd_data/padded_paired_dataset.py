@@ -9,7 +9,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 
 
 def pad_to(img, height, width):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from basicsr.data.data_sampler import EnlargedSampler
-from dckd.random_states import seeded_python_and_numpy
+from dckd_utils.random_states import seeded_python_and_numpy
 
 SampleKey = namedtuple('SampleKey', 'epoch position index')
 

@@ -1,9 +1,7 @@
 """Importing this package registers dckd's losses in BasicSR's LOSS_REGISTRY (compat fix first)."""
-from dckd import compat
+import dckd_utils  # noqa: F401  (BasicSR's compatibility fix, installed on import, before anything of BasicSR)
 
-compat.install()
-
-from .contrastive_loss import DynamicContrastiveLoss  # noqa: E402
-from .distribution_loss import DistributionMappingLoss  # noqa: E402
+from .contrastive_loss import DynamicContrastiveLoss
+from .distribution_loss import DistributionMappingLoss
 
 __all__ = ['DynamicContrastiveLoss', 'DistributionMappingLoss']

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from basicsr.utils.registry import LOSS_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 
 PAPER_LEVEL_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 

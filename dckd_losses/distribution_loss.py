@@ -4,7 +4,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from basicsr.utils.registry import LOSS_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 
 MODES = ('paper', 'released')
 

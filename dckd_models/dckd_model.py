@@ -1,6 +1,6 @@
 """DCKDModel: the model type of dckd's options files."""
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 from .kd_model import KDModel
 
 

@@ -6,9 +6,9 @@ import types
 import torch
 
 from basicsr.archs import ARCH_REGISTRY
-from dckd.checkpoint import load_checkpoint
-from dckd.rcan_layout import is_official_rcan, official_to_basicsr
-from dckd.schema import OptionError
+from dckd_utils.checkpoint import load_checkpoint
+from dckd_arch.rcan_layout import is_official_rcan, official_to_basicsr
+from dckd_utils.schema import OptionError
 from dckd_arch.pretrained_arch import PretrainedModel
 from dckd_arch.vqgan_arch import load_vqgan_encoder
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd.registry import register
+from dckd_utils.registry import register
 from .frozen import build, check_detected, checkpoint_source, freeze, load_into
 from .options import is_rewritten_by_resume, needs_teacher
 from .restoration_model import RestorationModel

@@ -1,4 +1,4 @@
-"""Every option KDModel and DCKDModel read, declared once and parsed once (see dckd/schema.py).
+"""Every option KDModel and DCKDModel read, declared once and parsed once (see dckd_utils/schema.py).
 
 `parse_training_options(opt)` checks a whole training options file (a mapping as in the YAML,
 or BasicSR's parsed opt) and returns typed options that the models use: `parsed.train.history
@@ -17,9 +17,9 @@ from basicsr.losses import LOSS_REGISTRY
 from basicsr.metrics import METRIC_REGISTRY
 from basicsr.models import lr_scheduler
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd.fetch.known import known_at
+from dckd_utils.known_files import known_at
 from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
-from dckd.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
+from dckd_utils.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
 from .schedules import CosineAnnealingRestartCyclicLR
 from .terms import PairedTaps, enabled_terms, term_classes

@@ -11,14 +11,16 @@ import os
 import torch
 import yaml
 
+from basicsr.data import build_dataset
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
-from dckd.prepare.images import check_pairs, folder_shapes, lmdb_shapes
-from dckd.schema import OptionError, closest
+from dckd_data.image_files import check_pairs, folder_shapes, lmdb_shapes
+from dckd_utils.schema import OptionError, closest
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import KNOWN_DATASETS, is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
 from .taps import check_module_names
+from .teacher_check import check_teacher
 from .terms import tapped_modules
 
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
@@ -94,9 +96,6 @@ def preflight(opt, launcher='none', teacher_check=False):
 
 
 def _check_teacher(opt, parsed, teacher):
-    from basicsr.data import build_dataset
-    from .teacher_check import check_teacher
-
     phases = [phase for phase in parsed.datasets if phase.startswith('val')]
     if not phases:
         return 'teacher   check skipped: no validation set (training checks it on a few training pairs)'

@@ -17,8 +17,8 @@ import torch
 
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
-from dckd import random_states
-from dckd.checkpoint import save_atomically
+from dckd_utils import random_states
+from dckd_utils.checkpoint import save_atomically
 from dckd_data.resumable import stream_fingerprint
 from . import run_checkpoints
 

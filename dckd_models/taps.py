@@ -2,7 +2,7 @@
 no network needs a `forward_features` of its own."""
 import contextlib
 
-from dckd.schema import OptionError, closest
+from dckd_utils.schema import OptionError, closest
 
 
 def check_module_names(net, names, where):

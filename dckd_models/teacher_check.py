@@ -8,8 +8,8 @@ compares its PSNR (RGB, `scale` border pixels cropped) with that baseline's.
 import torch
 from torch.nn import functional as F
 
-from dckd import random_states
-from dckd.basicsr_versions import psnr_rgb
+from dckd_utils import random_states
+from dckd_utils.basicsr_versions import psnr_rgb
 from dckd_arch.padding import pad_to_multiple
 from .restoration_model import TrainingStopped
 

@@ -1,6 +1,6 @@
 """Writes every options file (options/train/, options/test/, options/demo/) from options/table.py,
 and the documentation's generated tables: the option reference (docs/options.md) from the schema
-(dckd_models/options.py) and the known files (docs/teachers.md) from dckd/fetch/known.py.
+(dckd_models/options.py) and the known files (docs/teachers.md) from dckd_utils/known_files.py.
 
     python options/generate.py           # (re)write the files
     python options/generate.py --check   # exit 1, naming them, if any file differs
@@ -235,13 +235,12 @@ def _between_markers(text, what, source, table):
 
 def generated_pages():
     """{page under docs/: its text with the generated table between its markers}."""
-    from dckd.registration import register_all
-    register_all()
-    from dckd.fetch.known import known_files_table
+    import dckd_models  # noqa: F401  (registers dckd's parts: the schema lists what is registered)
+    from dckd_utils.known_files import known_files_table
     from dckd_models.options import options_table
 
     tables = {'options.md': ('option table', 'dckd_models/options.py', options_table()),
-              'teachers.md': ('known files', 'dckd/fetch/known.py', known_files_table())}
+              'teachers.md': ('known files', 'dckd_utils/known_files.py', known_files_table())}
     pages = {}
     for page, (what, source, table) in tables.items():
         with open(os.path.join(DOCS, page)) as f:

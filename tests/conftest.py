@@ -5,9 +5,7 @@ import os
 import pytest
 import torch
 
-from dckd.registration import register_all
-
-register_all()
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(PROJECT_ROOT), 'shared')

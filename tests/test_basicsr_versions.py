@@ -1,10 +1,10 @@
-"""BasicSR 1.3.4.9 and 1.4.2: what differs between them is provided by dckd (dckd/basicsr_versions.py),
+"""BasicSR 1.3.4.9 and 1.4.2: what differs between them is provided by dckd (dckd_utils/basicsr_versions.py),
 each piece checked here against the version that has it."""
 import pytest
 import torch
 
 import basicsr
-from dckd.basicsr_versions import SUPPORTED, psnr_rgb
+from dckd_utils.basicsr_versions import SUPPORTED, psnr_rgb
 
 
 def test_the_installed_basicsr_is_a_supported_version():

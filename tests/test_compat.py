@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from dckd import compat
+from dckd_utils import compat
 
 
 def test_loose_version_orders_versions_like_distutils():

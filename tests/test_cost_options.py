@@ -9,7 +9,7 @@ from dckd_losses import DynamicContrastiveLoss
 from dckd_losses.contrastive_loss import NegativeSums
 from dckd_models import DCKDModel
 from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from conftest import DEVICES, TINY_VQGAN
 from test_models import batch, make_opt
 

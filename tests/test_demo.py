@@ -6,7 +6,7 @@ import shutil
 
 from dckd.demo.data import HELD_OUT_IMAGES, TRAIN_IMAGES, prepare_demo_data
 from dckd.demo.run import results_table
-from dckd.prepare.images import check_pairs, lmdb_shapes
+from dckd_data.image_files import check_pairs, lmdb_shapes
 
 
 def test_demo_data_are_paired_x4_lmdbs_with_held_out_photographs(tmp_path):

@@ -111,7 +111,7 @@ def test_a_stop_signal_saves_the_iteration_and_the_resumed_run_equals_the_straig
 def test_a_write_cut_short_leaves_the_previous_file_whole(tmp_path, monkeypatch):
     """A kill (or a second signal's exception) in the middle of torch.save: the file keeps its old
     content, and no temporary file stays."""
-    from dckd.checkpoint import save_atomically
+    from dckd_utils.checkpoint import save_atomically
 
     path = str(tmp_path / '4.state')
     save_atomically({'iter': 2}, path)

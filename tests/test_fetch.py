@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
-import dckd.fetch.known as known
+import dckd_utils.known_files as known
 from dckd.fetch import cli
 from dckd.fetch.download import DownloadError, download
 from dckd.fetch.fetching import fetch_known
-from dckd.fetch.known import Known
-from dckd.schema import OptionError
+from dckd_utils.known_files import Known
+from dckd_utils.schema import OptionError
 from conftest import edsr
 from test_models import make_opt
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from dckd_models import label_consistency as lcr
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_models.history import HistorySchedule, move_towards
 from dckd_models.options import HISTORY
 

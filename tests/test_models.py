@@ -7,7 +7,7 @@ import dckd_models.kd_model
 from basicsr.archs import build_network
 from dckd_models import DCKDModel, KDModel
 from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from conftest import TINY_VQGAN, edsr
 
 SCALE = 2

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_models.negatives import NegativeDegrader
 from dckd_models.options import NEGATIVES
 

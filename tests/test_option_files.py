@@ -21,7 +21,7 @@ import sys
 
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_models import DCKDModel
 from dckd_models.options import needs_teacher, parse_training_options
 from dckd_models.schedules import ProgressivePatches

@@ -267,7 +267,7 @@ def test_dropin_makes_the_train_py_of_a_basicsr_based_project_train_dckd(workspa
     # the project imports basicsr before any file of ours: basicsr 1.4.2 needs its import fix first, as a
     # user environment where the project runs provides it (docs/dropin.md)
     (tmp_path / 'site').mkdir()
-    (tmp_path / 'site/sitecustomize.py').write_text('from dckd import compat\ncompat.install()\n')
+    (tmp_path / 'site/sitecustomize.py').write_text('from dckd_utils import compat\ncompat.install()\n')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(project), str(tmp_path / 'site')]))
     result = run([sys.executable, 'myproj/train.py'], project, opt_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

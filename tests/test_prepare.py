@@ -9,7 +9,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.matlab_functions import imresize
 from dckd.prepare import pairs, sr
 from dckd.prepare.cli import main as prepare_main
-from dckd.prepare.images import image_from_lmdb, lmdb_shapes
+from dckd_data.image_files import image_from_lmdb, lmdb_shapes
 from conftest import BENCHMARKS_DIR, benchmark_images
 
 

@@ -13,7 +13,7 @@ import yaml
 
 import dckd_arch  # noqa: F401  (registers PretrainedModel)
 from basicsr.archs import build_network
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_arch.padding import pad_to_multiple
 from dckd_arch.pretrained_arch import PretrainedModel
 from dckd_models import DCKDModel, KDModel

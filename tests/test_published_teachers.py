@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_models import KDModel
 from conftest import PROJECT_ROOT, reference_layout
 from test_models import make_opt

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from basicsr.archs import build_network
 
 from dckd.convert_rcan import main
-from dckd.rcan_layout import is_official_rcan, official_to_basicsr
+from dckd_arch.rcan_layout import is_official_rcan, official_to_basicsr
 from dckd_models.frozen import checkpoint_weights
 from conftest import reference_layout
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY, Registry
-from dckd.registry import register
+from dckd_utils.registry import register
 
 OURS = {
     ARCH_REGISTRY: {'VQGANEncoder': 'dckd_arch.vqgan_arch', 'NAFNet': 'dckd_arch.nafnet_arch',

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dckd_models import DCKDModel
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_models.options import PROGRESSIVE
 from dckd_models.schedules import CosineAnnealingRestartCyclicLR, ProgressivePatches
 from test_models import make_opt

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from basicsr.utils.matlab_functions import imresize
-from dckd.schema import OptionError
+from dckd_utils.schema import OptionError
 from dckd_models import DCKDModel, KDModel
 from dckd_models import label_consistency as lcr
 from dckd_models.terms import Step, term_classes

@@ -23,9 +23,12 @@ import time
 import torch
 import yaml
 
-from dckd.evaluate.table import format_parameters, markdown_table
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from dckd.demo.data import HELD_OUT_IMAGES, SCALE, prepare_demo_data
+from dckd.evaluate.benchmarks import load_pairs
+from dckd.evaluate.models import BicubicModel, NetworkModel
+from dckd.evaluate.table import evaluate, format_parameters, markdown_table
 from dckd.figures import comparison, curves
-from dckd.registration import register_all
 
 STEPS = (  # (label, options and experiment name), in training order
     ('teacher', 'demo_teacher_x4'),
@@ -95,11 +98,6 @@ def main(argv=None):
                             formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     logger = logging.getLogger('dckd.demo')
-    register_all()
-    from dckd.demo.data import HELD_OUT_IMAGES, SCALE, prepare_demo_data
-    from dckd.evaluate.benchmarks import load_pairs
-    from dckd.evaluate.models import BicubicModel, NetworkModel
-    from dckd.evaluate.table import evaluate
 
     os.chdir(repository_root())
     device = 'cuda' if torch.cuda.is_available() else 'cpu'

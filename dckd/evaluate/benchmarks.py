@@ -1,7 +1,7 @@
 """Prepared benchmarks as (key, LQ, GT) pairs, from PNG folders or LMDBs."""
 import os
 
-from dckd.prepare.images import read_images
+from dckd_data.image_files import read_images
 
 
 def resolve(spec, scale, root='datasets'):

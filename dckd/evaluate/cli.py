@@ -9,7 +9,12 @@ import os
 
 import torch
 
-from dckd.registration import register_all
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from .benchmarks import load_pairs, resolve
+from .cost import multiply_adds
+from .metrics import convention
+from .models import model_from_spec
+from .table import evaluate, results_csv, results_markdown
 
 
 def build_parser():
@@ -37,18 +42,12 @@ def build_parser():
 
 def multiply_adds_at_720p(model, scale):
     """Multiply-adds of a network model for the LR input of a 1280x720 output; None for bicubic and nearest."""
-    from .cost import multiply_adds
     if not hasattr(model, 'net'):
         return None
     return multiply_adds(model._forward, torch.rand(1, 3, 720 // scale, 1280 // scale, device=model.device))
 
 
 def run(args):
-    from .benchmarks import load_pairs, resolve
-    from .metrics import convention
-    from .models import model_from_spec
-    from .table import evaluate, results_csv, results_markdown
-
     if args.out and any(os.path.exists(args.out + ext) for ext in ('.md', '.csv')):
         raise SystemExit(f'{args.out}.md or .csv exists; choose another --out')
     benchmarks = [resolve(spec, args.scale, args.root) for spec in args.benchmark]  # all checked before any work
@@ -79,9 +78,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    register_all()
-    run(args)
+    run(build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ import yaml
 
 from basicsr.archs import build_network
 from basicsr.utils import img2tensor, tensor2img
-from dckd.checkpoint import extract_state_dict, load_checkpoint
+from dckd_utils.checkpoint import extract_state_dict, load_checkpoint
 from dckd.paired_data import matlab_bicubic
 from dckd_arch.padding import pad_to_multiple
 from .tiles import restore_tiled

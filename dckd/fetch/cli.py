@@ -15,7 +15,9 @@ page and the path to put them in; run dckd-fetch again to verify them there.
 import argparse
 import sys
 
-from dckd.schema import OptionError
+from dckd_utils import known_files
+from dckd_utils.schema import OptionError
+from .fetching import fetch_for_options, fetch_known
 
 
 def _list(entries):
@@ -33,19 +35,17 @@ def main(argv=None):
     parser.add_argument('--list', action='store_true', help='list the known files and stop')
     args = parser.parse_args(argv)
 
-    from .fetching import fetch_known, fetch_for_options
-    from .known import DATA, KNOWN, MODELS
     if args.list:
-        _list(MODELS + DATA)
+        _list(known_files.MODELS + known_files.DATA)
         return
     names = args.names[1:] if args.names[:1] == ['data'] else args.names
     if not (names or args.options):
         parser.error('name a known file (dckd-fetch --list), data NAME, or --for OPTIONS')
-    unknown = [n for n in names if n not in KNOWN]
+    unknown = [n for n in names if n not in known_files.KNOWN]
     if unknown:
-        parser.error(f'unknown: {", ".join(unknown)}; known: {", ".join(KNOWN)}')
+        parser.error(f'unknown: {", ".join(unknown)}; known: {", ".join(known_files.KNOWN)}')
     try:
-        results = fetch_for_options(args.options) if args.options else [fetch_known(KNOWN[n]) for n in names]
+        results = fetch_for_options(args.options) if args.options else [fetch_known(known_files.KNOWN[n]) for n in names]
     except OptionError as error:
         sys.exit(f'dckd-fetch: {error}')
     for line in results:

@@ -2,9 +2,13 @@
 import os
 import shutil
 
-from dckd.schema import OptionError
+import dckd_models  # noqa: F401  (registers dckd's archs, so that the options' networks can be built)
+from dckd_models.frozen import build, check_detected, checkpoint_source, load_into
+from dckd_models.options import needs_teacher, needs_vqgan, parse_training_options
+from dckd_models.preflight import read_options_file
+from dckd_utils.known_files import DOWNLOADS, known_at
+from dckd_utils.schema import OptionError
 from .download import DownloadError, download, sha256_of
-from .known import DOWNLOADS, known_at
 
 
 def _network_file(parsed, network_key):
@@ -18,11 +22,6 @@ def _network_file(parsed, network_key):
 def verify(path, opt, network_key):
     """`path` loads strictly into `network_key` as the options `opt` build it; OptionError (naming the
     file and the first keys that do not fit) otherwise."""
-    from dckd.registration import register_all
-    register_all()
-    from dckd_models.frozen import build, check_detected, checkpoint_source, load_into
-    from dckd_models.options import parse_training_options
-
     parsed = parse_training_options(opt, check_files=False)
     component = getattr(parsed, network_key)
     if component.type == 'PretrainedModel':
@@ -52,7 +51,6 @@ def fetch_known(entry, opt=None, network_key=None):
     """Fetch one known file to its destination, or say how to get it by hand; returns the report
     line. Model files are verified against `opt`'s `network_key` (default: the entry's check)."""
     if opt is None and entry.check:
-        from dckd_models.preflight import read_options_file
         opt, network_key = read_options_file(entry.check[0]), entry.check[1]
     if os.path.exists(entry.destination):
         if entry.is_data:  # dckd-prepare checks the images
@@ -85,11 +83,6 @@ def fetch_known(entry, opt=None, network_key=None):
 
 def fetch_for_options(options_file):
     """Fetch every missing pretrained file `options_file` names, verified against its networks."""
-    from dckd.registration import register_all
-    register_all()
-    from dckd_models.options import needs_teacher, needs_vqgan, parse_training_options
-    from dckd_models.preflight import read_options_file
-
     opt = read_options_file(options_file)
     parsed = parse_training_options(opt, check_files=False)
     used = ['network_g']

@@ -9,7 +9,10 @@ import cv2
 import numpy as np
 import torch
 
-from dckd.registration import register_all
+import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
+from dckd.evaluate.benchmarks import load_pairs, resolve
+from dckd.evaluate.metrics import convention, psnr_ssim
+from dckd.evaluate.models import model_from_spec
 from .drawing import labelled
 
 LABEL_HEIGHT = 22
@@ -89,11 +92,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if os.path.exists(args.out):
         raise SystemExit(f'{args.out} exists; choose another --out')
-    register_all()
-    from dckd.evaluate.benchmarks import load_pairs, resolve
-    from dckd.evaluate.metrics import convention, psnr_ssim
-    from dckd.evaluate.models import model_from_spec
-
     _, gt_path, lq_path = resolve(args.benchmark, args.scale, args.root)
     pairs = {key: (lq, gt) for key, lq, gt in load_pairs(gt_path, lq_path)}
     missing = [image for image in args.image if image not in pairs]

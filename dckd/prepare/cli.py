@@ -4,7 +4,7 @@ image counts, sizes and GT/LQ pairing."""
 import argparse
 import os
 
-from dckd.registration import register_all
+from . import pairs, sr
 
 
 def _scales(text):
@@ -56,8 +56,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    register_all()  # the BasicSR compatibility fix before basicsr's imresize is imported
-    from . import pairs, sr
     if args.family == 'div2k':
         count = sr.prepare_div2k(args.hr_folder, args.out, args.scales, args.patch, args.step, args.overwrite,
                                  args.workers)

@@ -4,7 +4,7 @@ import os
 from tqdm import tqdm
 
 from dckd.paired_data import crop_pairs
-from .images import check_pairs, list_images, lmdb_shapes, read_bgr, stem
+from dckd_data.image_files import check_pairs, list_images, lmdb_shapes, read_bgr, stem
 from .outputs import already_prepared, open_writer
 
 RAIN_TEST_SETS = ('Test100', 'Rain100H', 'Rain100L', 'Test2800', 'Test1200')

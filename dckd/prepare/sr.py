@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dckd.paired_data import bicubic_pairs
-from .images import check_pairs, list_images, read_bgr, shapes, stem
+from dckd_data.image_files import check_pairs, list_images, read_bgr, shapes, stem
 from .outputs import already_prepared, open_writer
 
 

@@ -11,7 +11,7 @@ registration order, so their random draws come in a fixed order.
 """
 from basicsr.losses import build_loss
 from basicsr.utils.registry import Registry
-from dckd.schema import OptionError, config
+from dckd_utils.schema import OptionError, config
 from ..taps import positions
 
 TERM_REGISTRY = Registry('term')

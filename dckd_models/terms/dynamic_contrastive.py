@@ -7,8 +7,8 @@ import torch
 
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
-from dckd.registry import register
-from dckd.schema import config
+from dckd_utils.registry import register
+from dckd_utils.schema import config
 from dckd_losses.contrastive_loss import NegativeSums
 from ..frozen import freeze, load_vqgan
 from ..history import HistorySchedule, move_towards

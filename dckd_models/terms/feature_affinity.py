@@ -1,7 +1,7 @@
 """FAKD (He et al., "FAKD: Feature-Affinity Based Knowledge Distillation for Efficient Image
 Super-Resolution", ICIP 2020): the student's spatial affinities of intermediate features follow
 the teacher's."""
-from dckd.registry import register
+from dckd_utils.registry import register
 from ..taps import as_tokens
 from . import TERM_REGISTRY, PairedTaps
 

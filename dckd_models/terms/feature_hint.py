@@ -2,7 +2,7 @@
 regressor maps the student's features at a tapped module onto the teacher's."""
 from torch import nn
 
-from dckd.registry import register
+from dckd_utils.registry import register
 from ..taps import as_tokens, channels
 from . import TERM_REGISTRY, PairedTaps
 

@@ -1,5 +1,5 @@
 """Label consistency (LCR), as in every released DCKD config: loss(S(x), A^-1(T(A(x))))."""
-from dckd.registry import register
+from dckd_utils.registry import register
 from .. import label_consistency as lcr
 from . import TERM_REGISTRY, Term
 

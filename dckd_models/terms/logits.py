@@ -1,5 +1,5 @@
 """Logits KD: a loss between the student's and the teacher's outputs on the same input."""
-from dckd.registry import register
+from dckd_utils.registry import register
 from . import TERM_REGISTRY, Term
 
 

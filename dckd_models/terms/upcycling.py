@@ -3,7 +3,7 @@
 import torch
 
 from basicsr.utils.matlab_functions import imresize
-from dckd.registry import register
+from dckd_utils.registry import register
 from .. import label_consistency as lcr
 from . import TERM_REGISTRY, Term
 

@@ -14,7 +14,7 @@ def _inert_stub(qualified_name):
     return type(qualified_name.rsplit('.', 1)[-1], (), {
         '__init__': lambda self, *args, **kwargs: None,
         '__setstate__': lambda self, state: None,
-        '__module__': 'dckd.checkpoint.stub',
+        '__module__': 'dckd_utils.checkpoint.stub',
     })
 
 

@@ -1,4 +1,5 @@
-"""Reading image folders and checking prepared outputs."""
+"""Image folders and LMDBs: reading them, their images' shapes, and whether GT and LQ pair (for the
+checks before training, dckd-prepare's checks of what it wrote, and evaluation)."""
 import os
 
 import cv2
