@@ -245,3 +245,47 @@ def test_a_teacher_is_evaluated_from_the_training_options_with_at_network_t(tmp_
     assert model.parameters == expected
     with pytest.raises(ValueError, match='pretrain_network_g'):
         model_from_spec(f'Student={options}', scale=2)
+
+
+@pytest.fixture(scope='module')
+def photographs(tmp_path_factory):
+    """Low-quality photographs without ground truth: two scikit-image photographs, shrunk to LR size."""
+    import skimage.data
+    folder = tmp_path_factory.mktemp('photos')
+    for name, size in (('astronaut', (72, 72)), ('chelsea', (112, 75))):
+        image = cv2.cvtColor(getattr(skimage.data, name)(), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(folder / f'{name}.png'), cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+    return folder
+
+
+def test_niqe_gives_the_official_matlab_value_for_baboon():
+    """BasicSR documents the official MATLAB code's NIQE of baboon (Set14's) as 5.7296."""
+    from dckd.evaluate.metrics import niqe
+    baboon = [path for path in benchmark_images('Set14') if os.path.basename(path).startswith('baboon')]
+    assert niqe(cv2.imread(baboon[0]), border=0) == pytest.approx(5.7296, abs=5e-4)
+
+
+def test_photographs_without_ground_truth_are_scored_by_niqe(photographs, tmp_path):
+    from basicsr.metrics import calculate_niqe
+    results = evaluate_cli('--scale', '4', '--photos', f'phone={photographs}', '--model', 'nearest',
+                           '--out', str(tmp_path / 'photos'))
+    expected = np.mean([calculate_niqe(np.repeat(np.repeat(cv2.imread(str(p)), 4, 0), 4, 1), 4, convert_to='y')
+                        for p in sorted(photographs.iterdir())])  # the LR photographs, each pixel 4 x 4
+    assert results[0][2]['phone'][0] == pytest.approx(expected)
+    table = (tmp_path / 'photos.md').read_text()
+    assert '| model | params | phone NIQE |' in table and f'| LR | - | {expected:.3f} |' in table
+    assert 'NIQE (no reference, lower is better), Y channel, border 4' in table
+    with pytest.raises(SystemExit, match='give --benchmark'):
+        evaluate_cli('--scale', '4', '--model', 'nearest')
+
+
+def test_a_comparison_on_photographs_shows_every_model_with_its_niqe_and_no_gt(photographs, tmp_path):
+    out = tmp_path / 'photos.png'
+    comparison.main(['--scale', '4', '--photos', f'phone={photographs}', '--image', 'astronaut', '--model', 'nearest',
+                     '--model', 'bicubic', '--crop', '0,0,64', '--panel', '80', '--out', str(out)])
+    figure = cv2.imread(str(out))
+    # astronaut is 72 x 72 (288 x 288 enlarged): a square overview of (80 + 22), then 2 models of 80 + 4
+    assert figure.shape == (102, 102 + 2 * 84, 3)
+    lq = cv2.imread(str(photographs / 'astronaut.png'))
+    lr_panel = cv2.resize(lq[:16, :16].repeat(4, 0).repeat(4, 1), (80, 80), interpolation=cv2.INTER_NEAREST)
+    assert (figure[:80, 106:186] == lr_panel).all()  # the first panel: the LR input's crop; the last no GT

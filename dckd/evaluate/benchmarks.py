@@ -1,4 +1,5 @@
-"""Prepared benchmarks as (key, LQ, GT) pairs, from PNG folders or LMDBs."""
+"""Prepared benchmarks as (key, LQ, GT) pairs, and photographs without ground truth, from image
+folders or LMDBs."""
 import os
 
 from dckd_data.image_files import read_images
@@ -32,3 +33,21 @@ def load_pairs(gt_path, lq_path):
     if set(gts) != set(lqs):
         raise ValueError(f'{gt_path} and {lq_path} hold different images: {sorted(set(gts) ^ set(lqs))[:3]}')
     return [(key, lqs[key], gts[key]) for key in sorted(gts)]
+
+
+def resolve_photos(spec):
+    """`NAME=PATH`: a folder (or LMDB) of low-quality photographs, no ground truth. (name, path)."""
+    name, sep, path = spec.partition('=')
+    if not (sep and name and path):
+        raise ValueError(f'--photos {spec}: expected NAME=FOLDER (a folder or LMDB of photographs)')
+    if not os.path.exists(path):
+        raise FileNotFoundError(f'--photos {spec}: {path} not found')
+    return name, path
+
+
+def load_photos(path):
+    """{key: BGR image} of the photographs at `path`."""
+    photos = read_images(path)
+    if not photos:
+        raise ValueError(f'--photos: no images in {path}')
+    return photos

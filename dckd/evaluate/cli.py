@@ -1,8 +1,10 @@
-"""`dckd-evaluate`: models x benchmarks -> PSNR/SSIM table (printed, and written as .md and .csv).
+"""`dckd-evaluate`: models x benchmarks -> PSNR/SSIM table (printed, and written as .md and .csv);
+photographs without ground truth get NIQE, the no-reference score (lower is better).
 
-Example:
+Examples:
   dckd-evaluate --scale 4 --benchmark Set5 --benchmark Set14 \\
       --model bicubic --model DCKD=options/test/swinir/test_swinir_x4.yml --out results/swinir_x4
+  dckd-evaluate --scale 4 --photos phone=photos/ --model Teacher=X.yml@network_t --model Student=Y.yml
 """
 import argparse
 import os
@@ -10,11 +12,11 @@ import os
 import torch
 
 import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
-from .benchmarks import load_pairs, resolve
+from .benchmarks import load_photos, load_pairs, resolve, resolve_photos
 from .cost import multiply_adds
 from .metrics import convention
 from .models import model_from_spec
-from .table import evaluate, results_csv, results_markdown
+from .table import evaluate, evaluate_without_reference, results_csv, results_markdown
 
 
 def build_parser():
@@ -24,8 +26,11 @@ def build_parser():
                         help="'bicubic', 'nearest' (the LR image enlarged) or NAME=OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]: network_g (or NETWORK_KEY, "
                         'e.g. network_t) of the options file; the checkpoint defaults to its '
                         'path.pretrain_<NETWORK_KEY>; params_ema first. Repeatable.')
-    parser.add_argument('--benchmark', action='append', required=True,
+    parser.add_argument('--benchmark', action='append', default=[],
                         help='NAME prepared under --root by dckd-prepare, or NAME=GT_PATH,LQ_PATH. Repeatable.')
+    parser.add_argument('--photos', action='append', default=[],
+                        help='NAME=FOLDER (or LMDB) of photographs without ground truth: scored by NIQE, Y channel, '
+                        'border as for PSNR (lower is better). Repeatable.')
     parser.add_argument('--scale', type=int, default=1)
     parser.add_argument('--task', choices=['sr', 'deblur', 'derain'], default='sr',
                         help='metric convention: sr = Y channel, border = scale; deblur = RGB; derain = Y')
@@ -50,7 +55,10 @@ def multiply_adds_at_720p(model, scale):
 def run(args):
     if args.out and any(os.path.exists(args.out + ext) for ext in ('.md', '.csv')):
         raise SystemExit(f'{args.out}.md or .csv exists; choose another --out')
+    if not (args.benchmark or args.photos):
+        raise SystemExit('dckd-evaluate: give --benchmark (with ground truth) or --photos (without)')
     benchmarks = [resolve(spec, args.scale, args.root) for spec in args.benchmark]  # all checked before any work
+    photo_sets = [resolve_photos(spec) for spec in args.photos]
     models = [model_from_spec(spec, args.scale, args.device, args.self_ensemble, tile=args.tile, overlap=args.overlap)
               for spec in args.model]
     y_channel, border = convention(args.task, args.scale)
@@ -60,11 +68,18 @@ def run(args):
         for model, (_, _, scores) in zip(models, results):
             scores[name] = evaluate(model, pairs, y_channel, border, desc=f'{model.name} on {name}')
             print(f'{model.name} on {name}: {scores[name][0]:.2f} dB / {scores[name][1]:.4f}', flush=True)
-    datasets = [name for name, _, _ in benchmarks]
+    for name, path in photo_sets:
+        photos = load_photos(path)
+        for model, (_, _, scores) in zip(models, results):
+            scores[name] = evaluate_without_reference(model, photos, border, desc=f'{model.name} on {name}')
+            print(f'{model.name} on {name}: NIQE {scores[name][0]:.3f}', flush=True)
+    columns = [(name, ('psnr', 'ssim')) for name, _, _ in benchmarks] + [(name, ('niqe', )) for name, _ in photo_sets]
     macs = {m.name: multiply_adds_at_720p(m, args.scale) for m in models} if args.profile else None
-    table = results_markdown(results, datasets, macs)
+    table = results_markdown(results, columns, macs)
     channel = 'Y channel' if y_channel else 'RGB'
-    note = f'\nPSNR (dB) / SSIM, {channel}, border {border}' + (', x8 self-ensemble' if args.self_ensemble else '')
+    note = ('\n' + '; '.join((['PSNR (dB) / SSIM, ' + channel] if benchmarks else [])
+                             + (['NIQE (no reference, lower is better), Y channel'] if photo_sets else []))
+            + f', border {border}' + (', x8 self-ensemble' if args.self_ensemble else ''))
     if args.profile:
         note += f'; MACs: multiply-adds for a 1280x720 output (input {1280 // args.scale}x{720 // args.scale})'
     print('\n' + table + note)
@@ -73,7 +88,7 @@ def run(args):
         with open(args.out + '.md', 'w') as f:
             f.write(table + note + '\n')
         with open(args.out + '.csv', 'w') as f:
-            f.write(results_csv(results, datasets, macs))
+            f.write(results_csv(results, columns, macs))
     return results
 
 

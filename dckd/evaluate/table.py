@@ -1,10 +1,13 @@
-"""Result tables in the paper's layout: one row per model, PSNR / SSIM per data set."""
+"""Result tables in the paper's layout: one row per model, PSNR / SSIM per data set (NIQE per set of
+photographs without ground truth)."""
 import csv
 import io
 
 from tqdm import tqdm
 
-from .metrics import psnr_ssim
+from .metrics import niqe, psnr_ssim
+
+FORMATS = {'psnr': '.2f', 'ssim': '.4f', 'niqe': '.3f'}
 
 
 def evaluate(model, pairs, y_channel, border, desc=None):
@@ -21,6 +24,12 @@ def evaluate(model, pairs, y_channel, border, desc=None):
     return sum(psnrs) / len(psnrs), sum(ssims) / len(ssims)
 
 
+def evaluate_without_reference(model, photos, border, desc=None):
+    """(mean NIQE,) of `model`'s outputs over {key: lq} photographs."""
+    scores = [niqe(model.restore(lq), border) for lq in tqdm(photos.values(), unit='image', desc=desc, leave=False)]
+    return sum(scores) / len(scores),
+
+
 def format_parameters(count):
     if not count:
         return '-'
@@ -33,24 +42,27 @@ def markdown_table(header, rows):
     return '\n'.join(lines) + '\n'
 
 
-def results_rows(results, datasets, macs=None):
-    """results: [(model name, parameter count, {dataset: (psnr, ssim)})] -> table cells; with `macs`
-    ({model name: multiply-adds or None}), a column of them."""
+def results_rows(results, columns, macs=None):
+    """results: [(model name, parameter count, {data set: scores})] and columns: [(data set, its
+    metrics, e.g. ('psnr', 'ssim'))] -> table cells; with `macs` ({model name: multiply-adds or
+    None}), a column of them."""
     return [[name, format_parameters(params)] + ([f'{macs[name] / 1e9:.1f}' if macs[name] else '-'] if macs else [])
-            + [f'{scores[d][0]:.2f} / {scores[d][1]:.4f}' for d in datasets] for name, params, scores in results]
+            + [' / '.join(f'{v:{FORMATS[m]}}' for m, v in zip(metrics, scores[d])) for d, metrics in columns]
+            for name, params, scores in results]
 
 
-def results_markdown(results, datasets, macs=None):
-    header = ['model', 'params'] + (['MACs (G)'] if macs else []) + [f'{d} PSNR / SSIM' for d in datasets]
-    return markdown_table(header, results_rows(results, datasets, macs))
+def results_markdown(results, columns, macs=None):
+    header = ['model', 'params'] + (['MACs (G)'] if macs else []) + [f'{d} {" / ".join(m.upper() for m in metrics)}'
+                                                                     for d, metrics in columns]
+    return markdown_table(header, results_rows(results, columns, macs))
 
 
-def results_csv(results, datasets, macs=None):
+def results_csv(results, columns, macs=None):
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(['model', 'params'] + (['macs'] if macs else []) + [f'{d}_{m}' for d in datasets
-                                                                         for m in ('psnr', 'ssim')])
+    writer.writerow(['model', 'params'] + (['macs'] if macs else []) + [f'{d}_{m}' for d, metrics in columns
+                                                                         for m in metrics])
     for name, params, scores in results:
-        writer.writerow([name, params] + ([macs[name] or ''] if macs else []) + [f'{v:.4f}' for d in datasets
+        writer.writerow([name, params] + ([macs[name] or ''] if macs else []) + [f'{v:.4f}' for d, _ in columns
                                                                                 for v in scores[d]])
     return out.getvalue()

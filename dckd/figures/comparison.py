@@ -1,7 +1,9 @@
 """`dckd-compare`: benchmark images, one zoomed crop each, every model side by side (the paper's
 figure style). One row per `--image`: the whole GT with the crop marked, then the same crop of
 every model in `--model` order (the LR input by `nearest`, bicubic, students, teacher), each
-labelled with its name and its PSNR on the whole image, and the GT last."""
+labelled with its name and its PSNR on the whole image, and the GT last. Photographs without
+ground truth (`--photos`): the whole LR photograph (enlarged) with the crop marked, then every
+model's crop labelled with its NIQE (no-reference, lower is better)."""
 import argparse
 import os
 
@@ -10,9 +12,9 @@ import numpy as np
 import torch
 
 import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
-from dckd.evaluate.benchmarks import load_pairs, resolve
-from dckd.evaluate.metrics import convention, psnr_ssim
-from dckd.evaluate.models import model_from_spec
+from dckd.evaluate.benchmarks import load_pairs, load_photos, resolve, resolve_photos
+from dckd.evaluate.metrics import convention, niqe, psnr_ssim
+from dckd.evaluate.models import NearestModel, model_from_spec
 from .drawing import labelled
 
 LABEL_HEIGHT = 22
@@ -72,7 +74,9 @@ def parse_crop(text, gt_shape, image):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='dckd-compare', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--benchmark', required=True, help='NAME prepared under --root, or NAME=GT_PATH,LQ_PATH')
+    images = parser.add_mutually_exclusive_group(required=True)
+    images.add_argument('--benchmark', help='NAME prepared under --root, or NAME=GT_PATH,LQ_PATH')
+    images.add_argument('--photos', help='NAME=FOLDER (or LMDB) of photographs without ground truth')
     parser.add_argument('--image', action='append', required=True,
                         help='image name (file stem), e.g. butterfly; repeatable: one row each')
     parser.add_argument('--model', action='append', required=True,
@@ -80,7 +84,7 @@ def build_parser():
     parser.add_argument('--scale', type=int, default=1)
     parser.add_argument('--task', choices=['sr', 'deblur', 'derain'], default='sr')
     parser.add_argument('--root', default='datasets')
-    parser.add_argument('--crop', help='X,Y,SIZE in GT pixels, for every image; default: where the models differ most')
+    parser.add_argument('--crop', help='X,Y,SIZE in output pixels, for every image; default: where the models differ most')
     parser.add_argument('--crop-size', type=int, default=64, help='size of the automatic crop')
     parser.add_argument('--panel', type=int, default=192, help='panel size in pixels')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -92,24 +96,33 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if os.path.exists(args.out):
         raise SystemExit(f'{args.out} exists; choose another --out')
-    _, gt_path, lq_path = resolve(args.benchmark, args.scale, args.root)
-    pairs = {key: (lq, gt) for key, lq, gt in load_pairs(gt_path, lq_path)}
+    if args.photos:
+        _, where = resolve_photos(args.photos)
+        pairs = {key: (lq, None) for key, lq in load_photos(where).items()}
+    else:
+        _, where, lq_path = resolve(args.benchmark, args.scale, args.root)
+        pairs = {key: (lq, gt) for key, lq, gt in load_pairs(where, lq_path)}
     missing = [image for image in args.image if image not in pairs]
     if missing:
-        raise SystemExit(f'--image {", ".join(missing)}: not in {gt_path}; it holds {sorted(pairs)[:10]}')
+        raise SystemExit(f'--image {", ".join(missing)}: not in {where}; it holds {sorted(pairs)[:10]}')
     models = [model_from_spec(spec, args.scale, args.device) for spec in args.model]
     y_channel, border = convention(args.task, args.scale)
     rows, crops = [], []
     for image in args.image:
         lq, gt = pairs[image]
         outputs = [m.restore(lq) for m in models]
+        whole = gt if gt is not None else NearestModel(args.scale).restore(lq)  # shown whole, crop marked
         if args.crop:
-            x, y, size = parse_crop(args.crop, gt.shape, image)
+            x, y, size = parse_crop(args.crop, whole.shape, image)
         else:
-            size = min(args.crop_size, *gt.shape[:2])
-            x, y = most_different_crop([gt] + outputs, size)
-        panels = [(f'{m.name} {psnr_ssim(o, gt, y_channel, border)[0]:.2f} dB', o) for m, o in zip(models, outputs)]
-        rows.append(compose(gt, panels + [('GT', gt)], (x, y, size), args.panel))
+            size = min(args.crop_size, *whole.shape[:2])
+            x, y = most_different_crop(([] if gt is None else [gt]) + outputs, size)
+        if gt is None:
+            panels = [(f'{m.name} NIQE {niqe(o, border):.2f}', o) for m, o in zip(models, outputs)]
+        else:
+            panels = [(f'{m.name} {psnr_ssim(o, gt, y_channel, border)[0]:.2f} dB', o)
+                      for m, o in zip(models, outputs)] + [('GT', gt)]
+        rows.append(compose(whole, panels, (x, y, size), args.panel))
         crops.append(f'{image} x={x} y={y} size={size}')
     figure = stack_rows(rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
