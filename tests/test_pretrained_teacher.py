@@ -103,6 +103,53 @@ def test_an_official_rcan_file_computes_the_official_rcan(tmp_path):
         assert (teacher(x) - expected).abs().max().item() <= 1e-5
 
 
+# Real-ESRGAN's published files (xinntao/Real-ESRGAN, inference_realesrgan.py): RealESRGAN_x4plus is
+# BasicSR's RRDBNet (64 features, 23 blocks, growth 32) saved under params_ema; realesr-general-x4v3
+# is SRVGGNetCompact (64 features, 32 convolutions, PReLU) saved under params
+REALESRGAN_X4PLUS = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32,
+                         scale=4)
+
+
+def test_a_real_esrgan_x4plus_file_is_the_rrdbnet_it_holds(tmp_path):
+    net = random_network(REALESRGAN_X4PLUS)
+    path = tmp_path / 'RealESRGAN_x4plus.pth'
+    torch.save({'params_ema': net.state_dict()}, path)
+    teacher = pretrained(str(path))
+    assert (teacher.detected['architecture'], teacher.detected['scale']) == ('ESRGAN', 4)  # spandrel's name
+    assert (teacher.detected['in_channels'], teacher.detected['out_channels']) == (3, 3)
+    assert teacher.detected['parameters'] == sum(p.numel() for p in net.parameters()) > 16_000_000
+    assert outputs_equal(net, teacher, 12, 4) <= 1e-5
+
+
+def test_a_real_esrgan_compact_file_is_the_srvggnetcompact_it_holds(tmp_path):
+    srvgg_arch = pytest.importorskip('basicsr.archs.srvgg_arch')  # BasicSR 1.4 has it, 1.3.4.9 not
+    torch.manual_seed(0)
+    net = srvgg_arch.SRVGGNetCompact(num_in_ch=3, num_out_ch=3, num_feat=64, num_conv=32, upscale=4,
+                                     act_type='prelu').eval()
+    path = tmp_path / 'realesr-general-x4v3.pth'
+    torch.save({'params': net.state_dict()}, path)
+    teacher = pretrained(str(path))
+    assert (teacher.detected['architecture'], teacher.detected['scale']) == ('RealESRGAN Compact', 4)
+    assert (teacher.detected['in_channels'], teacher.detected['out_channels']) == (3, 3)
+    assert teacher.detected['parameters'] == sum(p.numel() for p in net.parameters())
+    assert outputs_equal(net, teacher, 12, 4) <= 1e-5
+
+
+def test_a_real_esrgan_x2_file_teaches_a_student(tmp_path):
+    """RealESRGAN_x2plus's RRDBNet takes its input pixel-unshuffled (12 channels at x2); as a teacher
+    it labels the student's batch with what the network itself computes."""
+    x2plus = dict(REALESRGAN_X4PLUS, scale=2, num_block=2)  # 2 of the published 23 blocks: the same path
+    teacher_net = random_network(x2plus)
+    model = DCKDModel(pretrained_run(tmp_path, x2plus, 'RealESRGAN_x2plus.pth'))
+    assert model.net_t.detected['architecture'] == 'ESRGAN'
+    data = batch()
+    model.feed_data(data)
+    model.optimize_parameters(current_iter=1)
+    assert set(model.log_dict) == {'l_pix', 'l_kd', 'l_dcl', 'l_ce'}
+    with torch.no_grad():
+        assert torch.allclose(model.net_t(data['lq']), teacher_net(data['lq']), atol=1e-5)
+
+
 def test_outputs_are_not_clamped(tmp_path):
     """spandrel's own call clamps to [0, 1]; a teacher's targets are the network's output as it is."""
     net = random_network(dict(SWINIR_M_X4, depths=[2], num_heads=[2], embed_dim=16))
