@@ -11,6 +11,7 @@ import os
 import torch
 import yaml
 
+from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.data import build_dataset
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -89,10 +90,26 @@ def preflight(opt, launcher='none', teacher_check=False):
     for role, network_key in (('student', 'network_g'), ('teacher', 'network_t')):
         for where, names in tapped_modules(parsed.train, role):
             check_module_names(networks[network_key], names, where)
-    summary += lines + _data(parsed) + [_checkpoint_disk(parsed, networks['network_g'])]
+    summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks['network_g'])]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(_check_teacher(opt, parsed, networks['network_t']))
     return summary
+
+
+def _perceptual_weights(train):
+    """BasicSR's PerceptualLoss reads VGG19's ImageNet weights from VGG_PRETRAIN_PATH, else has
+    torchvision download them while the model is built, which a node without internet cannot do: one
+    of the two copies must be here before the run starts."""
+    loss = train.perceptual_opt
+    if not loss or loss.type != 'PerceptualLoss' or loss.arguments.get('vgg_type', 'vgg19') != 'vgg19':
+        return []
+    places = [VGG_PRETRAIN_PATH, os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(VGG_PRETRAIN_PATH))]
+    present = next((place for place in places if os.path.isfile(place)), None)
+    if present is None:
+        raise OptionError(f"train.perceptual_opt: PerceptualLoss needs VGG19's ImageNet weights, read from {places[0]} "
+                          f"or from torch's download cache ({places[1]}); neither is here, and a machine without "
+                          'internet cannot download them when the model is built. Get them with: dckd-fetch vgg19')
+    return [f'vgg       PerceptualLoss weights: {present}']
 
 
 def _check_teacher(opt, parsed, teacher):

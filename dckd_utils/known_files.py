@@ -5,7 +5,8 @@ Every source is the upstream project's own link (its README, release page or dow
 `sha256` is the 8-hex prefix upstream puts in the file name where it gives one (BasicSR's zoo,
 torch.hub's convention). A `page` instead of a link marks a file no script can fetch (a Google
 Drive folder, a form): dckd-fetch prints the page and the path, and verifies the file once it is
-there. `check` names the options file (and network key) whose network the file must load into.
+there. `check` names the options file (and network key) whose network the file must load into;
+`torchvision` the torchvision network a file of torchvision's zoo must load into.
 """
 from dataclasses import dataclass
 import os
@@ -25,6 +26,7 @@ class Known:
     page: str = None  # no scripted download: the page to get it from by hand
     sha256: str = None
     check: tuple = None  # (options file, network key) the file must load into
+    torchvision: str = None  # or: the torchvision network (torchvision.models.<name>) it must load into
     unpack: str = None  # data archives: the folder they unpack to, under DOWNLOADS
     then: str = None  # the command that uses it next
 
@@ -88,6 +90,10 @@ MODELS = [
             'XPixelGroup/HAT README, "How To Test": the models are in a shared Google Drive / Baidu folder',
             page='https://github.com/XPixelGroup/HAT#how-to-test',
             check=(f'options/train/pretrained/logits_pretrained_swinir_x{s}.yml', 'network_t')) for s in (2, 3, 4)],
+    Known('vgg19', f'{PRETRAINED}/vgg19-dcbb9e9d.pth',
+          "torchvision's model zoo (VGG19_Weights.IMAGENET1K_V1); BasicSR's PerceptualLoss reads it at this path "
+          '(basicsr/archs/vgg_arch.py, VGG_PRETRAIN_PATH)',
+          url='https://download.pytorch.org/models/vgg19-dcbb9e9d.pth', sha256='dcbb9e9d', torchvision='vgg19'),
 ]
 
 DATA = [
@@ -123,7 +129,8 @@ def known_files_table():
     for entry in MODELS + DATA:
         origin = f'[by hand]({entry.page})' if entry.page else f'[download]({entry.link})'
         checks = ([f'sha256 {entry.sha256}…'] if entry.sha256 else []) + (
-            [f'loads into `{entry.check[1]}` of `{entry.check[0]}`'] if entry.check else [])
+            [f'loads into `{entry.check[1]}` of `{entry.check[0]}`'] if entry.check else []) + (
+            [f"loads into torchvision's `{entry.torchvision}`"] if entry.torchvision else [])
         if entry.unpack:
             checks.append(f'unpacked to `{DOWNLOADS}/{entry.unpack}`')
         lines.append(f'| `{entry.name}` | `{entry.destination}` | {origin}: {entry.source} | {"; ".join(checks) or "–"} |')

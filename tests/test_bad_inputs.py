@@ -163,6 +163,10 @@ CASES = [
      []),
     ('missing VQGAN checkpoint', user_file('path.pretrain_network_vqgan', 'no_such_vqgan.ckpt'),
      r'path.pretrain_network_vqgan: the VQGAN encoder checkpoint not found', []),
+    ('perceptual loss without its VGG weights', set_key('train.perceptual_opt', {'type': 'PerceptualLoss',
+                                                                                'layer_weights': {'conv5_4': 1.0}}),
+     r"train.perceptual_opt: PerceptualLoss needs VGG19's ImageNet weights, read from "
+     r'experiments/pretrained_models/vgg19-dcbb9e9d.pth .*Get them with: dckd-fetch vgg19$', []),
     ('not a VQGAN checkpoint', user_file('path.pretrain_network_vqgan', 'not_a_vqgan.pth'),
      r'path.pretrain_network_vqgan: VQGAN checkpoint .*not_a_vqgan.pth lacks \d+ encoder key', []),
     # data
@@ -209,8 +213,10 @@ def fingerprint(folder):
 
 
 def run_dckd_train(options_file, extra, cwd, monkeypatch):
-    """dckd-train as a user runs it (in this process): the message it exits with, or None."""
+    """dckd-train as a user runs it (in this process): the message it exits with, or None. torch's
+    download cache is an empty one (a machine that has VGG19's weights there must not pass a row)."""
     monkeypatch.chdir(cwd)
+    monkeypatch.setenv('TORCH_HOME', str(cwd / 'torch_home'))
     try:
         dckd_train(['-opt', str(options_file), *extra])
     except SystemExit as stop:
@@ -333,3 +339,13 @@ def test_a_dataset_of_another_project_is_let_through_with_one_line(workspace, tm
     assert run_dckd_train(write_options(tmp_path, opt), ['--check'], tmp_path, monkeypatch) is None
     assert ('data      train: ForkPairedDataset is not a dataset dckd knows: its own options are not checked'
             in capsys.readouterr().out)
+
+
+def test_a_perceptual_loss_passes_with_vgg19s_weights_in_torchs_cache(workspace, tmp_path, monkeypatch, capsys):
+    opt = valid_options(workspace)
+    opt['train']['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1.0}}
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'vgg19-dcbb9e9d.pth'  # where torchvision keeps it
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b'weights')
+    assert run_dckd_train(write_options(tmp_path, opt), ['--check'], tmp_path, monkeypatch) is None
+    assert f'vgg       PerceptualLoss weights: {cached}' in capsys.readouterr().out

@@ -221,7 +221,7 @@ def test_a_data_archive_is_unpacked_for_dckd_prepare(server, tmp_path, monkeypat
 
 def test_every_teacher_and_vqgan_the_shipped_options_name_is_known():
     """What `dckd-train` needs for each shipped training file has a dckd-fetch entry, and each entry
-    is checked against an options file that exists."""
+    is checked against an options file that exists (or, for torchvision's files, its network)."""
     from conftest import PROJECT_ROOT
     named = set()
     for folder, _, files in os.walk(os.path.join(PROJECT_ROOT, 'options', 'train')):
@@ -234,7 +234,8 @@ def test_every_teacher_and_vqgan_the_shipped_options_name_is_known():
     named.discard(None)
     assert [file for file in sorted(named) if known.known_at(file) is None] == []
     for entry in known.MODELS:
-        assert os.path.isfile(os.path.join(PROJECT_ROOT, entry.check[0])), entry.name
+        assert bool(entry.check) != bool(entry.torchvision), entry.name  # one way to verify it
+        assert entry.torchvision or os.path.isfile(os.path.join(PROJECT_ROOT, entry.check[0])), entry.name
         assert (entry.url or entry.drive_id or entry.page) and entry.source
 
 
@@ -255,3 +256,33 @@ def test_a_placed_file_with_another_checksum_is_reported_and_kept(tmp_path, opti
                                          r'not start with be38e77d\)'):
         cli.main(['edsr_l_x2'])
     assert os.path.exists(entry.destination)
+
+
+def test_a_file_of_torchvisions_zoo_is_verified_against_the_torchvision_network(server, tmp_path, monkeypatch):
+    """As vgg19 (PerceptualLoss's weights) is, here with torchvision's small SqueezeNets."""
+    import torchvision
+    monkeypatch.chdir(tmp_path)
+
+    def zoo_file(name):
+        buffer = io.BytesIO()
+        torch.save(getattr(torchvision.models, name)(weights=None).state_dict(), buffer)
+        return buffer.getvalue()
+
+    server.files['/squeezenet.pth'] = zoo_file('squeezenet1_0')
+    entry = Known('squeezenet', 'zoo/squeezenet.pth', 'a test server', url=server.url('/squeezenet.pth'),
+                  torchvision='squeezenet1_0')
+    assert fetch_known(entry) == 'fetched  squeezenet: zoo/squeezenet.pth'
+    assert fetch_known(entry) == 'present  squeezenet: zoo/squeezenet.pth (verified)'
+    server.files['/other.pth'] = zoo_file('squeezenet1_1')  # the same keys, other shapes
+    other = Known('other', 'zoo/other.pth', 'a test server', url=server.url('/other.pth'), torchvision='squeezenet1_0')
+    with pytest.raises(OptionError, match=r"other: the downloaded file is not the expected network, so it was removed: "
+                                          r"zoo/other.pth is not torchvision's squeezenet1_0: keys or shapes differ"):
+        fetch_known(other)
+    assert not os.path.exists('zoo/other.pth')
+
+
+def test_vgg19_is_torchvisions_file_at_the_path_basicsr_reads():
+    from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
+    entry = known.KNOWN['vgg19']
+    assert entry.destination == VGG_PRETRAIN_PATH and entry.torchvision == 'vgg19'
+    assert entry.url.endswith(os.path.basename(VGG_PRETRAIN_PATH)) and entry.sha256 == 'dcbb9e9d'

@@ -2,10 +2,13 @@
 import os
 import shutil
 
+import torchvision
+
 import dckd_models  # noqa: F401  (registers dckd's archs, so that the options' networks can be built)
 from dckd_models.frozen import build, check_detected, checkpoint_source, load_into
 from dckd_models.options import needs_teacher, needs_vqgan, parse_training_options
 from dckd_models.preflight import read_options_file
+from dckd_utils.checkpoint import load_checkpoint
 from dckd_utils.known_files import DOWNLOADS, known_at
 from dckd_utils.schema import OptionError
 from .download import DownloadError, download, sha256_of
@@ -30,6 +33,25 @@ def verify(path, opt, network_key):
         return
     source = {**checkpoint_source(parsed.path, network_key), 'path': path, 'strict': True}
     load_into(build(component, network_key), source, network_key)
+
+
+def verify_torchvision(path, name):
+    """`path` holds the weights of torchvision's network `name`, key for key and shape for shape."""
+    expected = {k: tuple(v.shape) for k, v in getattr(torchvision.models, name)(weights=None).state_dict().items()}
+    try:
+        found = {k: tuple(v.shape) for k, v in load_checkpoint(path, 'checkpoint').items()}
+    except (RuntimeError, FileNotFoundError, AttributeError) as error:
+        raise OptionError(f'{path}: {error}; it is not a torchvision state dict (an interrupted download?)') from error
+    if found != expected:
+        differ = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        raise OptionError(f"{path} is not torchvision's {name}: keys or shapes differ, e.g. {differ[:3]}")
+
+
+def _verify(entry, opt, network_key):
+    if entry.torchvision:
+        verify_torchvision(entry.destination, entry.torchvision)
+    else:
+        verify(entry.destination, opt, network_key)
 
 
 def _unpack(entry):
@@ -60,7 +82,7 @@ def fetch_known(entry, opt=None, network_key=None):
         if entry.sha256 and not sha256_of(entry.destination).startswith(entry.sha256):  # placed by hand: never removed
             raise OptionError(f'{entry.name}: {entry.destination} is not the published file (its sha256 does not start '
                               f'with {entry.sha256}); replace it with the file from {entry.link or entry.page}.')
-        verify(entry.destination, opt, network_key)
+        _verify(entry, opt, network_key)
         return f'present  {entry.name}: {entry.destination} (verified){_next(entry)}'
     if entry.page:
         return (f'by hand  {entry.name}: no script can fetch it; get it from {entry.page} and put it at '
@@ -73,7 +95,7 @@ def fetch_known(entry, opt=None, network_key=None):
         _unpack(entry)
     elif not entry.is_data:
         try:
-            verify(entry.destination, opt, network_key)
+            _verify(entry, opt, network_key)
         except OptionError as error:
             os.remove(entry.destination)
             raise OptionError(f'{entry.name}: the downloaded file is not the expected network, so it was removed: '
