@@ -307,23 +307,24 @@ def main(argv=None):
     end_of_run()
 
 
-INSTALLED = {}  # id(namespace): dckd's pipeline is in it
+STOP = None  # this process's StopRequest, installed with the first pipeline
+PIPELINES = set()  # id() of every namespace dckd's pipeline is installed in
 
 
 def install_into_basicsr(namespace):
     """dckd's parts in the BasicSR training pipeline whose module globals are `namespace`: the
     TrainingPipeline, stop signals and init_dist (once per namespace). dckd-train does it to
     basicsr.train; a drop-in does it when a fork's own train.py starts (`install_on_training`)."""
-    if id(namespace) in INSTALLED:
+    global STOP
+    if id(namespace) in PIPELINES:
         return
-    if not INSTALLED:
-        stop = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
-        stop.install()
+    if STOP is None:
+        STOP = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
+        STOP.install()
         atexit.register(end_leftover_workers)
-        INSTALLED['stop'] = stop
-    TrainingPipeline(INSTALLED['stop'], namespace).install()
+    TrainingPipeline(STOP, namespace).install()
     basicsr.utils.options.init_dist = init_dist
-    INSTALLED[id(namespace)] = True
+    PIPELINES.add(id(namespace))
 
 
 def install_on_training():

@@ -41,26 +41,23 @@ def model_files(models_folder, iteration):
     return sorted(f for f in os.listdir(models_folder) if _iteration(f, '.pth') == iteration)
 
 
-def _loads(path):
-    """None if `path` loads, else why not."""
+def _load(path, device='cpu'):
+    """(what `path` holds, None), or (None, why it cannot be used)."""
     if not os.path.isfile(path):
-        return 'missing'
+        return None, 'missing'
     try:
-        torch.load(path, map_location='cpu', weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True), None
     except Exception as error:  # noqa: BLE001  (any failure to read makes the file unusable)
-        return f'unreadable ({str(error).splitlines()[0][:160]})'
-    return None
+        return None, f'unreadable ({str(error).splitlines()[0][:160]})'
 
 
 def load_usable(path, models_folder, device='cpu'):
     """(the training state at `path`, None) when it and its model files all load, else (None, why)."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # noqa: BLE001
-        return None, 'the file is ' + ('missing' if not os.path.isfile(path) else
-                                       f'unreadable ({str(error).splitlines()[0][:160]})')
+    state, why = _load(path, device)
+    if why:
+        return None, f'the file is {why}'
     for name in state.get('model_files') or [f'net_g_{state["iter"]}.pth']:
-        why = _loads(os.path.join(models_folder, name))
+        _, why = _load(os.path.join(models_folder, name))
         if why:
             return None, f'its model file {os.path.join(models_folder, name)} is {why}'
     return state, None
