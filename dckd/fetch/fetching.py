@@ -2,6 +2,7 @@
 import os
 import shutil
 
+import torch
 import torchvision
 
 import dckd_models  # noqa: F401  (registers dckd's archs, so that the options' networks can be built)
@@ -37,7 +38,8 @@ def verify(path, opt, network_key):
 
 def verify_torchvision(path, name):
     """`path` holds the weights of torchvision's network `name`, key for key and shape for shape."""
-    expected = {k: tuple(v.shape) for k, v in getattr(torchvision.models, name)(weights=None).state_dict().items()}
+    with torch.device('meta'):  # the layout only: no memory, no initialisation (VGG19 has 143M weights)
+        expected = {k: tuple(v.shape) for k, v in getattr(torchvision.models, name)(weights=None).state_dict().items()}
     try:
         found = {k: tuple(v.shape) for k, v in load_checkpoint(path, 'checkpoint').items()}
     except (RuntimeError, FileNotFoundError, AttributeError) as error:

@@ -15,7 +15,7 @@ import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and 
 from dckd.evaluate.benchmarks import load_pairs, load_photos, resolve, resolve_photos
 from dckd.evaluate.metrics import convention, niqe, psnr_ssim
 from dckd.evaluate.models import NearestModel, model_from_spec
-from .drawing import labelled
+from .drawing import labelled, padded_to_width
 
 LABEL_HEIGHT = 22
 GAP = 4
@@ -61,7 +61,7 @@ def stack_rows(rows):
     padded = []
     for row in rows:
         padded += [np.full((GAP, width, 3), 255, np.uint8)] if padded else []
-        padded.append(np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255))
+        padded.append(padded_to_width(row, width))
     return np.concatenate(padded, axis=0)
 
 

@@ -10,7 +10,7 @@ import re
 import cv2
 import numpy as np
 
-from .drawing import BLACK, GRAY, PALETTE, put_text, text_width
+from .drawing import BLACK, GRAY, PALETTE, padded_to_width, put_text, text_width
 
 ITER = re.compile(r'iter:\s*([\d,]+),')
 VALIDATION = re.compile(r'Validation (\S+)')
@@ -18,33 +18,36 @@ METRIC = re.compile(r'# (\w+): ([-\d.]+)')
 LOSS = re.compile(r'\b(l_\w+): ([-+\d.eE]+|nan|inf)')
 
 
+def _log_lines(experiment):
+    """Every line of the experiment's train_*.log files, oldest log first (a resumed run adds one)."""
+    for log in sorted(glob.glob(os.path.join(experiment, 'train_*.log'))):
+        with open(log) as f:
+            yield from f
+
+
 def curve_from_logs(experiment, dataset, metric):
     """{iteration: value}. A validation block is attributed to the last logged training iteration
     (BasicSR validates right after logging when val_freq is a multiple of print_freq)."""
     points, last_iter, current = {}, 0, None
-    for log in sorted(glob.glob(os.path.join(experiment, 'train_*.log'))):
-        with open(log) as f:
-            for line in f:
-                if (match := ITER.search(line)):
-                    last_iter = int(match.group(1).replace(',', ''))
-                elif (match := VALIDATION.search(line)):
-                    current = match.group(1)
-                elif current and (match := METRIC.search(line)):
-                    if (dataset is None or current == dataset) and match.group(1) == metric:
-                        points[last_iter] = float(match.group(2))
+    for line in _log_lines(experiment):
+        if (match := ITER.search(line)):
+            last_iter = int(match.group(1).replace(',', ''))
+        elif (match := VALIDATION.search(line)):
+            current = match.group(1)
+        elif current and (match := METRIC.search(line)):
+            if (dataset is None or current == dataset) and match.group(1) == metric:
+                points[last_iter] = float(match.group(2))
     return points
 
 
 def losses_from_logs(experiment):
     """{term: {iteration: value}} from the training lines (`iter: N, ...] l_pix: 1.2e-02 ...`)."""
     terms = {}
-    for log in sorted(glob.glob(os.path.join(experiment, 'train_*.log'))):
-        with open(log) as f:
-            for line in f:
-                if (match := ITER.search(line)):
-                    iteration = int(match.group(1).replace(',', ''))
-                    for term, value in LOSS.findall(line[match.end():]):
-                        terms.setdefault(term, {})[iteration] = float(value)
+    for line in _log_lines(experiment):
+        if (match := ITER.search(line)):
+            iteration = int(match.group(1).replace(',', ''))
+            for term, value in LOSS.findall(line[match.end():]):
+                terms.setdefault(term, {})[iteration] = float(value)
     return terms
 
 
@@ -138,8 +141,7 @@ def loss_panels(losses, width, height=300):
     for label, terms in losses.items():
         positive = all(v > 0 for points in terms.values() for v in points.values())
         panels.append(plot(terms, f'{label}: losses{" (log)" if positive else ""}', (panel_width, height), positive))
-    row = np.concatenate(panels, axis=1)
-    return np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=255)
+    return padded_to_width(np.concatenate(panels, axis=1), width)
 
 
 def labelled_folder(argument):

@@ -23,3 +23,8 @@ def labelled(img, text, strip_height, scale=0.5):
     strip = np.full((strip_height, img.shape[1], 3), 255, np.uint8)
     put_text(strip, text, ((img.shape[1] - text_width(text, scale)) // 2, strip_height - 7), scale)
     return np.concatenate([img, strip], axis=0)
+
+
+def padded_to_width(img, width):
+    """`img` with white columns added on the right up to `width`."""
+    return np.pad(img, ((0, 0), (0, width - img.shape[1]), (0, 0)), constant_values=255)
