@@ -69,8 +69,10 @@ def _poisson(images, generator):
     """Shot noise of images rounded to 8 bits, each sample's levels the power of two at or above
     its count of distinct values."""
     images = torch.clamp((images * 255.0).round(), 0, 255) / 255.
-    levels = [2 ** math.ceil(math.log2(len(torch.unique(sample)))) for sample in images]
-    levels = images.new_tensor(levels).view(-1, 1, 1, 1)
+    levels = images.new_empty(len(images))
+    for index, sample in enumerate(images):
+        levels[index] = 2 ** math.ceil(math.log2(len(torch.unique(sample))))
+    levels = levels.view(-1, 1, 1, 1)
     return torch.poisson(images * levels, generator=generator) / levels - images
 
 
@@ -129,6 +131,15 @@ class RealESRGANDegradation:
         else:
             out = self._compress(out, opt['jpeg_range2'], draws)
             out = filter2D(F.interpolate(out, size=size, mode=draws.choice(RESIZE_MODES)), sinc_kernel)
+        return torch.clamp((out * 255.0).round(), 0, 255) / 255.
+
+    def degrade_again(self, images, kernels, draws):
+        """The second degradation's blur, noise and JPEG at the images' own size (no resize, no
+        sinc), rounded to 8 bits: DCR's negatives D_j(x) of a degraded LQ batch."""
+        opt = self.options
+        if draws.uniform() < opt['second_blur_prob']:
+            images = filter2D(images, kernels)
+        out = self._compress(self._noise(images, draws, '2'), opt['jpeg_range2'], draws)
         return torch.clamp((out * 255.0).round(), 0, 255) / 255.
 
     @staticmethod

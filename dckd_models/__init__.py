@@ -6,5 +6,6 @@ import dckd_losses  # noqa: F401
 
 from .dckd_model import DCKDModel  # noqa: E402
 from .kd_model import KDModel  # noqa: E402
+from .realworld_model import RealWorldKDModel  # noqa: E402
 
-__all__ = ['DCKDModel', 'KDModel']
+__all__ = ['DCKDModel', 'KDModel', 'RealWorldKDModel']

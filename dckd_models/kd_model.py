@@ -10,6 +10,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_utils.registry import register
 from .frozen import build, check_detected, checkpoint_source, freeze, load_into
+from .negatives import NegativeDegrader
 from .options import is_rewritten_by_resume, needs_teacher
 from .restoration_model import RestorationModel
 from .schedules import ProgressivePatches
@@ -143,6 +144,10 @@ class KDModel(RestorationModel):
     def generators(self):
         return {'model': self.rng}
 
+    def negative_degradation(self, options):
+        """D_j of DCR's negatives H(D_j(x)): the degradations of `train.negatives`."""
+        return NegativeDegrader(options, self.rng)
+
     def load_teacher(self, net, source):
         """BasicSR checkpoints under `param_key_t`; official RCAN files (EDSR-PyTorch layout,
         `RCAN_BIX4.pt`) are converted on the fly (dckd-convert-rcan does it once, to a file)."""
@@ -219,13 +224,17 @@ class KDModel(RestorationModel):
         """Every enabled loss of this step, by log name."""
         losses = OrderedDict()
         if self.cri_pix:
-            losses['l_pix'] = self.cri_pix(step.output, step.gt)
+            losses['l_pix'] = self.cri_pix(step.output, self.target('pixel', step))
         if self.cri_perceptual:
-            percep, style = self.cri_perceptual(step.output, step.gt)
+            percep, style = self.cri_perceptual(step.output, self.target('perceptual', step))
             losses.update({k: v for k, v in (('l_percep', percep), ('l_style', style)) if v is not None})
         for term in self.terms:
             losses.update(term.losses(step))
         return losses
+
+    def target(self, loss, step):
+        """The ground truth the student's `loss` ('pixel', 'perceptual') compares with."""
+        return step.gt
 
     def after_step(self, current_iter):
         """After the optimizer and EMA updates."""

@@ -134,6 +134,9 @@ def _ordered_pair(low=None, high=None):
 
 NEGATIVES = Section({
     'num': Option(Int(1), 5, 'N: H(x) plus N − 1 outputs H(D_j(x))'),
+    'pipeline': Option(Choice('dckd', 'realworld'), 'dckd', "D_j: 'dckd', the degradations below; 'realworld' "
+                       "(RealWorldKDModel), the second degradation of Real-ESRGAN's pipeline at the LQ size (blur by "
+                       'the batch\'s kernel2, noise, JPEG) with the top-level options'),
     'probs': Option(Section({
         'noise': Option(Float(0, 1), 1.0, 'Gaussian noise'),
         'blur': Option(Float(0, 1), 0.0, 'Gaussian blur'),
@@ -185,20 +188,26 @@ OPTIMIZER_ARGUMENTS = {
 }
 
 # BasicSR 1.4.2 reads these train: keys in models dckd does not use (GAN, video, StyleGAN...)
-BASICSR_TRAIN_KEYS = ('dcn_lr_mul', 'feature_matching_opt', 'fix_flow', 'flow_lr_mul', 'gan_opt', 'ldl_opt', 'lr_flow',
-                      'mixing_prob', 'net_d_init_iters', 'net_d_iters', 'net_d_reg_every', 'net_g_reg_every', 'optim_d',
-                      'path_batch_shrink', 'path_reg_weight', 'r1_reg_weight', 'tsa_iter')
+BASICSR_TRAIN_KEYS = ('dcn_lr_mul', 'feature_matching_opt', 'fix_flow', 'flow_lr_mul', 'ldl_opt', 'lr_flow',
+                      'mixing_prob', 'net_d_reg_every', 'net_g_reg_every', 'path_batch_shrink', 'path_reg_weight',
+                      'r1_reg_weight', 'tsa_iter')
+OPTIMIZER = Component('torch.optim optimizer', _optimizer, _optimizer_names, skip=1, common=OPTIMIZER_ARGUMENTS)
 
 TRAIN = Section({
     # BasicSR's, read by the student's training
     'ema_decay': Option(Float(0, 1), 0, 'EMA of the student (0: none); the EMA student is the one saved as params_ema'),
-    'optim_g': Option(Component('torch.optim optimizer', _optimizer, _optimizer_names, skip=1,
-                                common=OPTIMIZER_ARGUMENTS), REQUIRED, "the student's optimizer, any torch.optim class"),
+    'optim_g': Option(OPTIMIZER, REQUIRED, "the student's optimizer, any torch.optim class"),
     'scheduler': Option(SCHEDULER, REQUIRED, 'lr schedule'),
     'total_iter': Option(Int(1), REQUIRED, 'training iterations'),
     'warmup_iter': Option(Int(), -1, 'linear lr warm-up iterations (-1: none)'),
     'pixel_opt': Option(Optional(LOSS), None, 'loss to the ground truth → l_pix'),
     'perceptual_opt': Option(Optional(LOSS), None, 'perceptual loss to the ground truth → l_percep, l_style'),
+    # BasicSR's GAN training (RealWorldKDModel, with network_d)
+    'gan_opt': Option(Optional(LOSS), None, "GANLoss of the student's output under network_d → l_g_gan; the "
+                      'discriminator learns from l_d_real, l_d_fake'),
+    'optim_d': Option(Optional(OPTIMIZER), None, "the discriminator's optimizer (the scheduler drives it too)"),
+    'net_d_iters': Option(Int(1), 1, 'the student steps every this many iterations (the discriminator every one)'),
+    'net_d_init_iters': Option(Int(0), 0, 'the first iterations train the discriminator alone'),
     # dckd's terms
     'kd_opt': Option(Optional(LOSS), None, 'Logits KD: loss between S(x) and T(x) → l_kd'),
     'lcr_opt': Option(Optional(LCR_LOSS), None, 'label consistency: loss between S(x) and A⁻¹(T(A(x))) → l_lcr'),
@@ -234,8 +243,10 @@ PATH = Section({
     'strict_load_t': Option(Bool(), True, 'load it strictly'),
     'pretrain_network_vqgan': Option(Optional(Text()), None, "taming's VQGAN .ckpt or dckd-convert-vqgan's .pth "
                                      '(~: random encoder)'),
-}, passthrough=('experiments_root', 'models', 'training_states', 'log', 'visualization', 'results_root',
-                'pretrain_network_d', 'param_key_d', 'strict_load_d'))
+    'pretrain_network_d': Option(Optional(Text()), None, 'discriminator initialisation (~: random)'),
+    'param_key_d': Option(Text(), 'params', 'key of its weights'),
+    'strict_load_d': Option(Bool(), True, 'load it strictly'),
+}, passthrough=('experiments_root', 'models', 'training_states', 'log', 'visualization', 'results_root'))
 
 
 class Mapping(Kind):
@@ -290,12 +301,52 @@ CROPS = {  # a paired training set: random crops, flips and rotations
     'use_hflip': Option(Bool(), REQUIRED, 'random horizontal flips (and vertical with use_rot)'),
     'use_rot': Option(Bool(), REQUIRED, 'random vertical flips and transposes'),
 }
+KERNEL_TYPES = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso')
+
+
+def _kernels(stage, sigma):
+    """The blur kernel options of one degradation of RealESRGANDataset ('' or '2')."""
+    return {
+        f'blur_kernel_size{stage}': Option(Int(1), REQUIRED, 'largest kernel (Real-ESRGAN: 21)'),
+        f'kernel_list{stage}': Option(List(Choice(*KERNEL_TYPES), min_length=1), REQUIRED, 'kernel types drawn from'),
+        f'kernel_prob{stage}': Option(List(Float(0, 1), min_length=1), REQUIRED, 'probability of each kernel type'),
+        f'sinc_prob{stage}': Option(Float(0, 1), REQUIRED, 'a sinc (ringing) kernel instead'),
+        f'blur_sigma{stage}': Option(_ordered_pair(0), REQUIRED, f'kernel sigma range (Real-ESRGAN: {sigma})'),
+        f'betag_range{stage}': Option(_ordered_pair(0), REQUIRED, 'shape of generalized Gaussian kernels'),
+        f'betap_range{stage}': Option(_ordered_pair(0), REQUIRED, 'shape of plateau kernels'),
+    }
+
+
+def _kernel_lists(parsed, path):
+    for stage in ('', '2'):
+        kinds, probs = getattr(parsed, f'kernel_list{stage}'), getattr(parsed, f'kernel_prob{stage}')
+        if len(kinds) != len(probs):
+            raise OptionError(f'{path} needs one kernel_prob{stage} per kernel_list{stage} entry; got {len(probs)} '
+                              f'probabilities for {len(kinds)} kernel types')
+    if parsed.io_backend.type == 'disk' and parsed.meta_info is None:
+        raise OptionError(f"{path}.meta_info is not set: RealESRGANDataset reads its image list from it (one path "
+                          "per line, relative to dataroot_gt; e.g. 'cd DATAROOT_GT && ls > meta_info.txt').")
+
+
+REALWORLD_DATASET = {
+    'dataroot_gt': Option(Text(), REQUIRED, 'ground-truth images (folder or LMDB)'),
+    'meta_info': Option(Optional(Text()), None, 'the image list, one path per line (required from a folder)'),
+    'use_hflip': Option(Bool(), REQUIRED, 'random horizontal flips'),
+    'use_rot': Option(Bool(), REQUIRED, 'random vertical flips and transposes'),
+    'gt_size': Option(Int(1), None, 'unused by the dataset (the crop size is the top-level gt_size)'),
+    **_kernels('', [0.2, 3]), **_kernels('2', [0.2, 1.5]),
+    'final_sinc_prob': Option(Float(0, 1), REQUIRED, 'the final sinc filter (else none)'),
+}
 SET_BY_BASICSR = ('phase', 'scale')
-KNOWN_DATASETS = {  # name: (options of every phase, more options of the training phase)
+KNOWN_DATASETS = {  # name: (options of every phase, more options of the training phase[, check])
     'PairedImageDataset': ({**IMAGES, **PAIRS}, CROPS),
     'PaddedPairedImageDataset': ({**IMAGES, **PAIRS}, CROPS),
     'SingleImageDataset': ({**IMAGES, 'dataroot_lq': Option(Text(), REQUIRED, 'images to restore')}, {}),
+    # BasicSR 1.4.2's name for Real-ESRGAN's dataset: HR images and the blur kernels of each sample
+    'RealESRGANDataset_basicsr': ({k: IMAGES[k] for k in ('name', 'type', 'io_backend')}, REALWORLD_DATASET,
+                                  _kernel_lists),
 }
+REALWORLD_DATASETS = ('RealESRGANDataset_basicsr', 'RealESRGANDataset')
 
 
 class Dataset(Kind):
@@ -306,14 +357,16 @@ class Dataset(Kind):
     def parse(self, value, path):
         if not isinstance(value, dict) or value.get('type') not in DATASET_REGISTRY:
             name = value.get('type') if isinstance(value, dict) else value
+            hint = (' (BasicSR registers it from version 1.4.2)' if str(name).endswith('_basicsr') else '')
             raise OptionError(f'{path}.type: no dataset named {name!r}'
-                              f'{closest(name, DATASET_REGISTRY.keys())}')
+                              f'{closest(name, DATASET_REGISTRY.keys())}{hint}')
         if value['type'] in KNOWN_DATASETS:
-            options, training = KNOWN_DATASETS[value['type']]
+            options, training, *check = KNOWN_DATASETS[value['type']]
             train = path.rsplit('.', 1)[-1].startswith('train')
             loader = LOADER if train else {}  # validation loaders take none of these; accepted, unused
             Section({**options, **(training if train else {}), **loader},
-                    passthrough=SET_BY_BASICSR + ((() if train else tuple(LOADER) + tuple(CROPS)))).parse(value, path)
+                    passthrough=SET_BY_BASICSR + ((() if train else tuple(LOADER) + tuple(CROPS))),
+                    check=check[0] if check and train else None).parse(value, path)
         return value
 
     def describe(self):
@@ -364,11 +417,39 @@ ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY
 
 # top-level keys BasicSR 1.4.2 sets itself or reads in models dckd does not use
 BASICSR_TOP_KEYS = ('is_train', 'dist', 'rank', 'world_size', 'root_path', 'auto_resume', 'num_gpu', 'dist_params',
-                    'find_unused_parameters', 'network_d', 'gt_size', 'queue_size', 'high_order_degradation',
-                    'gan_gt_usm', 'gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gaussian_noise_prob', 'gaussian_noise_prob2',
-                    'gray_noise_prob', 'gray_noise_prob2', 'jpeg_range', 'jpeg_range2', 'noise_range', 'noise_range2',
-                    'poisson_scale_range', 'poisson_scale_range2', 'resize_prob', 'resize_prob2', 'resize_range',
-                    'resize_range2', 'second_blur_prob')
+                    'find_unused_parameters', 'high_order_degradation', 'gt_usm')
+
+
+def _degradation(stage, noise, poisson, resize_prob, resize_range):
+    """The top-level options of one degradation of Real-ESRGAN's pipeline ('' or '2')."""
+    return {
+        f'resize_prob{stage}': Option(List(Float(0, 1), length=3), resize_prob, 'probabilities of resizing up, down, '
+                                      'or keeping the size'),
+        f'resize_range{stage}': Option(_ordered_pair(0), resize_range, 'smallest and largest resize factor'),
+        f'gaussian_noise_prob{stage}': Option(Float(0, 1), 0.5, 'Gaussian noise (else Poisson noise)'),
+        f'noise_range{stage}': Option(_ordered_pair(0, 255), noise, 'Gaussian sigma x 255, uniform'),
+        f'poisson_scale_range{stage}': Option(_ordered_pair(0), poisson, 'Poisson noise scale, uniform'),
+        f'gray_noise_prob{stage}': Option(Float(0, 1), 0.4, 'the same noise on every channel'),
+        f'jpeg_range{stage}': Option(_ordered_pair(1, 100), [30, 95], 'JPEG quality, uniform'),
+    }
+
+
+# the two degradations of Real-ESRGAN's pipeline: top-level keys of its options files (defaults: RealESRGAN_x4plus's)
+DEGRADATION = {
+    **_degradation('', [1, 30], [0.05, 3], [0.2, 0.7, 0.1], [0.15, 1.5]),
+    'second_blur_prob': Option(Float(0, 1), 0.8, 'the second degradation blurs (by kernel2)'),
+    **_degradation('2', [1, 25], [0.05, 2.5], [0.3, 0.4, 0.3], [0.3, 1.2]),
+}
+# the top-level options of Real-ESRGAN's options files, read by RealWorldKDModel
+REALWORLD = {
+    'gt_size': Option(Optional(Int(1)), None, 'RealWorldKDModel: GT patch cut from each degraded pair (Real-ESRGAN: '
+                      '256)'),
+    'queue_size': Option(Int(0), 180, 'pairs in the training pair pool (0: none); a multiple of the batch size'),
+    'l1_gt_usm': Option(Bool(), True, 'the pixel loss against the sharpened GT'),
+    'percep_gt_usm': Option(Bool(), True, 'the perceptual loss against the sharpened GT'),
+    'gan_gt_usm': Option(Bool(), False, 'the discriminator sees the sharpened GT as real'),
+    **DEGRADATION,
+}
 
 # the options that switch distillation terms on (every term needs the teacher), in the order the terms run
 TEACHER_TERMS = tuple(option for term in term_classes() for option in term.options)
@@ -446,6 +527,51 @@ def _check_progressive(parsed):
                               f'{train_set[key]}: set datasets.train.{key} to the largest stage, {max(values)}.')
 
 
+def _check_realworld(parsed, synthesizes):
+    """RealESRGANDataset, the degradation and the GAN belong together, in RealWorldKDModel."""
+    train_set, train = (parsed.datasets or {}).get('train', {}), parsed.train
+    realworld_set = train_set.get('type') in REALWORLD_DATASETS
+    if not synthesizes:
+        for used, what in ((realworld_set, f'datasets.train.type {train_set.get("type")} gives HR images and blur '
+                                           'kernels; the LQ images'),
+                           (parsed.network_d, 'network_d: the GAN'),
+                           (train.gan_opt, 'train.gan_opt: the GAN'),
+                           (train.negatives.pipeline == 'realworld', 'train.negatives.pipeline = realworld: that '
+                                                                     'pipeline')):
+            if used:
+                raise OptionError(f'{what} are made by model_type RealWorldKDModel, not {parsed.model_type}: set '
+                                  'model_type: RealWorldKDModel.')
+        return
+    if train_set and not realworld_set:
+        raise OptionError(f'datasets.train.type is {train_set.get("type")}: {parsed.model_type} degrades HR images '
+                          'with the blur kernels RealESRGANDataset draws; use type: RealESRGANDataset_basicsr.')
+    if parsed.gt_size is None:
+        raise OptionError(f'gt_size is not set: {parsed.model_type} cuts GT patches of gt_size (top level, as in '
+                          "Real-ESRGAN's options; e.g. gt_size: 256) from each degraded pair.")
+    if parsed.gt_size % parsed.scale or parsed.gt_size > 400:
+        raise OptionError(f'gt_size = {parsed.gt_size} must be a multiple of scale = {parsed.scale} and at most 400 '
+                          '(RealESRGANDataset crops or pads every image to 400x400).')
+    if train.contrastive_opt and train.negatives.pipeline == 'realworld' and parsed.gt_size // parsed.scale <= 10:
+        raise OptionError(f'train.negatives.pipeline = realworld blurs LQ patches with 21x21 kernels: the LQ patch '
+                          f'gt_size / scale = {parsed.gt_size // parsed.scale} must be at least 11 pixels; raise '
+                          f'gt_size to {11 * parsed.scale} or more.')
+    batch = train_set.get('batch_size_per_gpu')
+    if parsed.queue_size and isinstance(batch, int) and parsed.queue_size % batch:
+        raise OptionError(f'queue_size = {parsed.queue_size} must be a multiple of datasets.train.batch_size_per_gpu '
+                          f'= {batch} (or 0: no training pair pool).')
+    for stage in ('', '2'):
+        probs = getattr(parsed, f'resize_prob{stage}')
+        if abs(sum(probs) - 1) > 1e-6:
+            raise OptionError(f'resize_prob{stage} holds the probabilities of resizing up, down and keeping the size: '
+                              f'they must add up to 1, got {probs}.')
+    gan = {'network_d': parsed.network_d, 'train.gan_opt': train.gan_opt, 'train.optim_d': train.optim_d}
+    if any(gan.values()) and not all(gan.values()):
+        missing = ', '.join(key for key, value in gan.items() if not value)
+        given = ', '.join(key for key, value in gan.items() if value)
+        raise OptionError(f'{missing} missing: the GAN stage needs network_d, train.gan_opt and train.optim_d '
+                          f'together (given: {given}).')
+
+
 def _check_run(parsed, path):
     """Rules between sections: what each enabled term needs, and what must agree."""
     model = MODEL_REGISTRY.get(parsed.model_type) if parsed.model_type in MODEL_REGISTRY else None
@@ -485,6 +611,7 @@ def _check_run(parsed, path):
                           'ground truth.')
     if train.progressive:
         _check_progressive(parsed)
+    _check_realworld(parsed, getattr(model, 'synthesizes_pairs', False))
     _check_scales(parsed)
     _check_windows(parsed)
 
@@ -500,6 +627,9 @@ TRAINING = Section({
     'network_g': Option(ARCH, REQUIRED, 'the student'),
     'network_t': Option(Optional(ARCH), None, 'the frozen teacher (eval mode, no gradients, never saved)'),
     'network_vqgan': Option(Optional(ARCH), None, 'VQGANEncoder: the frozen feature space of DCR and DMM'),
+    'network_d': Option(Optional(ARCH), None, 'RealWorldKDModel: the discriminator of the GAN stage (e.g. '
+                        'UNetDiscriminatorSN_basicsr)'),
+    **REALWORLD,
     'path': Option(PATH, {}, 'checkpoints'),
     'train': Option(TRAIN, REQUIRED, 'training'),
     'val': Option(Optional(VAL), None, 'validation'),
@@ -528,6 +658,8 @@ def check_checkpoint_files(parsed):
             _check_checkpoint(parsed, 'network_t', 'the teacher', required=True)
     if parsed.network_vqgan is not None and needs_vqgan(parsed.train):
         _check_checkpoint(parsed, 'network_vqgan', 'the VQGAN encoder', required=False)
+    if parsed.network_d is not None:
+        _check_checkpoint(parsed, 'network_d', 'the discriminator', required=False)
 
 
 def import_modules(names, where):
@@ -559,6 +691,9 @@ DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 
              'path.param_key_t', 'path.strict_load_t', 'path.pretrain_network_vqgan', 'train.kd_opt', 'train.lcr_opt',
              'train.feature_opt', 'train.hint_opt', 'train.upcycling_opt', 'train.contrastive_opt',
              'train.distribution_opt', 'train.history', 'train.negatives', 'train.progressive', 'train.teacher_check',
+             'network_d', 'train.gan_opt', 'train.optim_d', 'train.net_d_iters', 'train.net_d_init_iters',
+             'gt_size', 'queue_size', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'resize_', 'gaussian_noise_prob',
+             'noise_range', 'poisson_scale_range', 'gray_noise_prob', 'jpeg_range', 'second_blur_prob',
              'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen',
              'logger.keep_checkpoints')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),

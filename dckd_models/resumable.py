@@ -38,7 +38,11 @@ class ResumableTraining:
         super().save(epoch, current_iter)
 
     def gather_random_states(self):
-        local = {'global': random_states.capture(), **{n: g.get_state() for n, g in self.generators().items()}}
+        return self.gather_per_rank({'global': random_states.capture(),
+                                     **{n: g.get_state() for n, g in self.generators().items()}})
+
+    def gather_per_rank(self, local):
+        """[every rank's `local`], in rank order (a collective under DDP)."""
         if not self.opt['dist']:
             return [local]
         gathered = [None] * self.opt['world_size']

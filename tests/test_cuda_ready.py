@@ -11,7 +11,9 @@ and history updates, `.item()`, validation metrics.
   on (Logits KD, LCR, FAKD, FitNets with its adapters, DUKD with zoom-in and zoom-out, DCR with all
   three degradations and the history model updated every step, DMM over the VQGAN's levels); the
   other loss and cost options (bfloat16 mode, the released DMM, history from the student, VQGAN
-  activations kept) with Restormer's progressive patches, in KDModel; BasicSR's SRModel.
+  activations kept) with Restormer's progressive patches, in KDModel; BasicSR's SRModel;
+  RealWorldKDModel (Real-ESRGAN's degradation, crop and pool, DCR's negatives from the same
+  degradations, the discriminator's step).
 - Validation of a windowed student (padded to whole windows), the teacher check, `dckd-evaluate`
   whole and in tiles, `dckd-profile --device cuda`.
 - The mutation check: a tensor a term creates, moved to the CPU, fails the training step.
@@ -111,6 +113,46 @@ def test_training_steps_of_kd_models_stay_on_the_device(tmp_path, configuration)
                 'l_dcl', 'l_ce'}
     assert set(model.log_dict) == expected
     assert all(np.isfinite(value) for value in model.log_dict.values())
+
+
+def test_a_realworld_dckd_gan_step_stays_on_the_device(tmp_path):
+    """RealWorldKDModel: the second-order degradation (JPEG, sharpening, noise, kernels), the crop,
+    the pool, DCR's negatives from the same degradations, the teacher read from its model file and
+    the discriminator's step, on the device (BasicSR's RealESRGANModel needs CUDA; this must not
+    need the CPU either)."""
+    from test_realworld_training import realworld_options, workspace as make_workspace
+    opt = realworld_options(make_workspace.__wrapped__(_Folders(tmp_path)), 'cuda', total_iter=10)
+    del opt['train']['perceptual_opt']  # VGG19's file: tests/test_realworld_training.py trains with it
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=1, gt_size=48, queue_size=2)
+    opt['path'].update(models=str(tmp_path / 'models'), training_states=str(tmp_path / 'states'))
+    generator = torch.Generator().manual_seed(0)
+    kernels = torch.rand(2, 21, 21, generator=generator)
+    with fake_cuda():
+        model = built(opt)
+        assert all(on_fake_device(tensor) for tensor in network_tensors(model).values())
+        before = {k: v.detach().cpu().clone() for k, v in model.net_d.state_dict().items()}
+        for current_iter in (1, 2, 3):
+            model.feed_data({'gt': torch.rand(2, 3, 80, 80, generator=generator), 'gt_path': ['a', 'b'],
+                             'kernel1': kernels / kernels.sum((1, 2), keepdim=True), 'kernel2': kernels / 441,
+                             'sinc_kernel': torch.eye(21)[None].expand(2, 21, 21) / 21})
+            model.optimize_parameters(current_iter)
+        assert on_fake_device(model.lq) and on_fake_device(model.pool.lq)
+        assert model.lq.shape[-1] == 12 and model.gt.shape[-1] == 48
+        assert any(not torch.equal(v.cpu(), before[k]) for k, v in model.net_d.state_dict().items())
+    assert {'l_pix', 'l_kd', 'l_dcl', 'l_ce', 'l_g_gan', 'l_d_real', 'l_d_fake'} <= set(model.log_dict)
+    assert all(np.isfinite(value) for value in model.log_dict.values())
+
+
+class _Folders:
+    """tmp_path_factory's mktemp over one folder (to build a module fixture's files here)."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def mktemp(self, name):
+        path = self.root / name
+        path.mkdir()
+        return path
 
 
 def test_a_training_step_of_basicsr_srmodel_stays_on_the_device(tmp_path):

@@ -12,7 +12,6 @@ from dckd_utils.schema import config
 from dckd_losses.contrastive_loss import NegativeSums
 from ..frozen import freeze, load_vqgan
 from ..history import HistorySchedule, move_towards
-from ..negatives import NegativeDegrader
 from . import TERM_REGISTRY, Term
 
 
@@ -60,7 +59,7 @@ class DynamicContrastiveKD(Term):
             self.history_schedule = HistorySchedule(history.steps, history.milestones)
             self.history_source, self.history_attenuation = history.source, history.attenuation
             self.net_history = model.net_history = freeze(copy.deepcopy(self.history_source_net()))
-            self.num_negatives, self.degrade = train.negatives.num, NegativeDegrader(train.negatives, model.rng)
+            self.num_negatives, self.degrade = train.negatives.num, model.negative_degradation(train.negatives)
 
     def load_vqgan(self, net, source):
         load_vqgan(net, source)
