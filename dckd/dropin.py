@@ -22,7 +22,7 @@ FILES = {
     'archs': ('dckd_ext_arch.py', 'import dckd_arch  # noqa: F401  (compat fix + VQGANEncoder, NAFNet, Restormer)'),
     'losses': ('dckd_ext_loss.py', 'import dckd_losses  # noqa: F401  (DynamicContrastiveLoss, DistributionMappingLoss)'),
     'data': ('dckd_ext_dataset.py', 'import dckd_data  # noqa: F401  (PaddedPairedImageDataset)'),
-    'models': ('dckd_ext_model.py', 'import dckd_models  # noqa: F401  (KDModel, DCKDModel)\n'
+    'models': ('dckd_ext_model.py', 'import dckd_models  # noqa: F401  (KDModel, DCKDModel, RealWorldKDModel)\n'
                "from dckd.train import install_on_training  # dckd's parts in the fork's train_pipeline\n"
                'install_on_training()'),
 }

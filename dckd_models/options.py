@@ -305,15 +305,19 @@ KERNEL_TYPES = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau
 
 
 def _kernels(stage, sigma):
-    """The blur kernel options of one degradation of RealESRGANDataset ('' or '2')."""
+    """The blur kernel options of one degradation of RealESRGANDataset ('' or '2'), with Real-ESRGAN's values."""
     return {
         f'blur_kernel_size{stage}': Option(Int(1), REQUIRED, 'largest kernel (Real-ESRGAN: 21)'),
-        f'kernel_list{stage}': Option(List(Choice(*KERNEL_TYPES), min_length=1), REQUIRED, 'kernel types drawn from'),
-        f'kernel_prob{stage}': Option(List(Float(0, 1), min_length=1), REQUIRED, 'probability of each kernel type'),
-        f'sinc_prob{stage}': Option(Float(0, 1), REQUIRED, 'a sinc (ringing) kernel instead'),
+        f'kernel_list{stage}': Option(List(Choice(*KERNEL_TYPES), min_length=1), REQUIRED,
+                                      'kernel types drawn from (Real-ESRGAN: all six)'),
+        f'kernel_prob{stage}': Option(List(Float(0, 1), min_length=1), REQUIRED, 'probability of each kernel type '
+                                      '(Real-ESRGAN: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03])'),
+        f'sinc_prob{stage}': Option(Float(0, 1), REQUIRED, 'probability of a sinc (ringing) kernel instead '
+                                    '(Real-ESRGAN: 0.1)'),
         f'blur_sigma{stage}': Option(_ordered_pair(0), REQUIRED, f'kernel sigma range (Real-ESRGAN: {sigma})'),
-        f'betag_range{stage}': Option(_ordered_pair(0), REQUIRED, 'shape of generalized Gaussian kernels'),
-        f'betap_range{stage}': Option(_ordered_pair(0), REQUIRED, 'shape of plateau kernels'),
+        f'betag_range{stage}': Option(_ordered_pair(0), REQUIRED, 'shape of generalized Gaussian kernels '
+                                      '(Real-ESRGAN: [0.5, 4])'),
+        f'betap_range{stage}': Option(_ordered_pair(0), REQUIRED, 'shape of plateau kernels (Real-ESRGAN: [1, 2])'),
     }
 
 
@@ -335,7 +339,7 @@ REALWORLD_DATASET = {
     'use_rot': Option(Bool(), REQUIRED, 'random vertical flips and transposes'),
     'gt_size': Option(Int(1), None, 'unused by the dataset (the crop size is the top-level gt_size)'),
     **_kernels('', [0.2, 3]), **_kernels('2', [0.2, 1.5]),
-    'final_sinc_prob': Option(Float(0, 1), REQUIRED, 'the final sinc filter (else none)'),
+    'final_sinc_prob': Option(Float(0, 1), REQUIRED, 'probability of the final sinc filter (Real-ESRGAN: 0.8)'),
 }
 SET_BY_BASICSR = ('phase', 'scale')
 KNOWN_DATASETS = {  # name: (options of every phase, more options of the training phase[, check])
@@ -377,7 +381,8 @@ VAL = Section({
     'val_freq': Option(Float(1), REQUIRED, 'validate every this many iterations'),
     'save_img': Option(Bool(), False, 'save the validation images'),
     'metrics': Option(Mapping(Component("metric in BasicSR's METRIC_REGISTRY", _registered(METRIC_REGISTRY),
-                                        _registered_names(METRIC_REGISTRY), skip=2)), {}, 'metrics by name'),
+                                        _registered_names(METRIC_REGISTRY), skip=('img', 'img2'))), {},
+                      'metrics by name'),
     'pbar': Option(Bool(), False, 'progress bar'),
     'suffix': Option(Optional(Text()), None, 'suffix of saved images'),
 }, passthrough=('center_frame_only', 'flip_seq', 'num_val_samples'))

@@ -19,7 +19,7 @@ from dckd_data.image_files import check_pairs, folder_shapes, lmdb_shapes
 from dckd_utils.schema import OptionError, closest
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
-from .options import KNOWN_DATASETS, is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
+from .options import KNOWN_DATASETS, REALWORLD_DATASETS, is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
 from .taps import check_module_names
 from .teacher_check import check_teacher
 from .terms import tapped_modules
@@ -27,7 +27,7 @@ from .terms import tapped_modules
 LOG_NAMES = {'pixel_opt': 'l_pix', 'perceptual_opt': 'l_percep', 'kd_opt': 'l_kd', 'lcr_opt': 'l_lcr',
              'feature_opt': 'l_fakd', 'hint_opt': 'l_hint', 'upcycling_opt': 'l_zoom_*',
              'contrastive_opt': 'l_dcl', 'distribution_opt': 'l_ce'}
-PADDING_DATASETS = ('PaddedPairedImageDataset', )  # pad images smaller than the patch
+PADDING_DATASETS = ('PaddedPairedImageDataset', ) + REALWORLD_DATASETS  # pad images smaller than the patch
 
 
 def read_options_file(path):
@@ -90,7 +90,7 @@ def preflight(opt, launcher='none', teacher_check=False):
     for role, network_key in (('student', 'network_g'), ('teacher', 'network_t')):
         for where, names in tapped_modules(parsed.train, role):
             check_module_names(networks[network_key], names, where)
-    summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks['network_g'])]
+    summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks)]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(_check_teacher(opt, parsed, networks['network_t']))
     return summary
@@ -140,6 +140,8 @@ def _networks(parsed):
         used.append('network_t')
     if needs_vqgan(parsed.train):
         used.append('network_vqgan')
+    if parsed.network_d:
+        used.append('network_d')
     lines, networks = [], {}
     for network_key in used:
         component = getattr(parsed, network_key)
@@ -157,7 +159,7 @@ def _networks(parsed):
             load_into(net, source, network_key)
             origin = source['path'] if network_key == 'network_vqgan' else f'{source["path"]} [{source["param_key"]}]'
         count = sum(p.numel() for p in net.parameters())
-        role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'VQGAN'}[network_key]
+        role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'VQGAN', 'network_d': 'GAN'}[network_key]
         lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')
         networks[network_key] = net.eval()
     return lines, networks
@@ -182,22 +184,38 @@ def _shapes(phase, key, root, backend):
         raise OptionError(f'{where}: {error}') from error
 
 
-def _checkpoint_disk(parsed, student):
+def _moments(optimizer):
+    """Tensors an optimizer keeps per parameter (Adam's two moments, SGD's momentum)."""
+    return 2 if 'Adam' in optimizer.type else int(bool(optimizer.arguments.get('momentum')))
+
+
+def _checkpoint_disk(parsed, networks):
     """The disk one checkpoint takes (float32 weights: the student, its EMA and the history model,
-    and the optimizer's moments), and all the run keeps."""
+    the optimizer's moments; the discriminator with its optimizer's and the training pair pool in a
+    GAN run), and all the run keeps."""
     train, logger = parsed.train, parsed.logger
-    optimizer = train.optim_g.type
-    moments = 2 if 'Adam' in optimizer else int(bool(train.optim_g.arguments.get('momentum')))
+
+    def size(network_key):
+        return 4 * sum(p.numel() for p in networks[network_key].parameters())
+
     copies = {'student': 1, 'EMA': int(train.ema_decay > 0), 'history model': int(bool(train.contrastive_opt)),
-              f'{optimizer} state': moments}
-    size = 4 * sum(p.numel() for p in student.parameters()) * sum(copies.values())
-    parts = ', '.join(name for name, count in copies.items() if count) + (' (adapters not counted)'
-                                                                          if train.hint_opt else '')
+              f'{train.optim_g.type} state': _moments(train.optim_g)}
+    total = size('network_g') * sum(copies.values())
+    parts = [name for name, count in copies.items() if count]
+    if 'network_d' in networks:
+        total += size('network_d') * (1 + _moments(train.optim_d))
+        parts.append(f'discriminator and its {train.optim_d.type} state')
+    pool = 0
+    if getattr(MODEL_REGISTRY.get(parsed.model_type), 'synthesizes_pairs', False) and parsed.queue_size:
+        pool = 4 * parsed.queue_size * 3 * (parsed.gt_size ** 2 + (parsed.gt_size // parsed.scale) ** 2)
+        parts.append('training pair pool')
+    total += pool
+    parts = ', '.join(parts) + (' (adapters not counted)' if train.hint_opt else '')
     count = int(train.total_iter // logger.save_checkpoint_freq)
     kept = min(count, logger.keep_checkpoints or count)
     keep = (f'keep_checkpoints {logger.keep_checkpoints}' if logger.keep_checkpoints else 'all kept')
-    return (f'disk      one checkpoint {size / 2**20:.1f} MiB ({parts}); {keep}: {kept} of {count} checkpoints, '
-            f'{kept * size / 2**30:.2f} GiB')
+    return (f'disk      one checkpoint {total / 2**20:.1f} MiB ({parts}); {keep}: {kept} of {count} checkpoints, '
+            f'{kept * total / 2**30:.2f} GiB')
 
 
 def _data(parsed):
@@ -206,6 +224,10 @@ def _data(parsed):
     for phase, dataset in parsed.datasets.items():
         backend = (dataset.get('io_backend') or {}).get('type', 'disk')
         roots = {key: dataset[key] for key in ('dataroot_gt', 'dataroot_lq') if dataset.get(key)}
+        if dataset['type'] in REALWORLD_DATASETS and backend == 'disk':  # the images its list names
+            lines.append(f'data      {phase} {dataset.get("name", "")}: {_check_image_list(phase, dataset)} images '
+                         '(disk, meta_info)')
+            continue
         shapes = {key: _shapes(phase, key, root, backend) for key, root in roots.items()}
         if len(shapes) == 2:
             gt, lq = shapes['dataroot_gt'], shapes['dataroot_lq']
@@ -218,6 +240,8 @@ def _data(parsed):
             except ValueError as error:
                 raise OptionError(f'{error}. GT ({roots["dataroot_gt"]}) and LQ ({roots["dataroot_lq"]}) do not '
                                   'pair: they must hold the same images, GT = scale x LQ; prepare them together.') from error
+        if phase.startswith('val') and 'dataroot_lq' in shapes:
+            _check_niqe(parsed, phase, shapes['dataroot_lq'])
         if phase == 'train' and 'gt_size' in dataset and dataset['type'] not in PADDING_DATASETS:
             _check_patch(dataset, shapes.get('dataroot_gt', {}), parsed.scale)
         count = len(next(iter(shapes.values()))) if shapes else 0
@@ -226,6 +250,43 @@ def _data(parsed):
             lines.append(f'data      {phase}: {dataset["type"]} is not a dataset dckd knows: its own options are not '
                          'checked (its project checks them when it loads)')
     return lines
+
+
+NIQE_BLOCK = 96  # BasicSR's NIQE fits its statistics over the 96x96 blocks of an image
+
+
+def _check_niqe(parsed, phase, lq_shapes):
+    """NIQE fails (an SVD that does not converge, mid-training) on an image of fewer than two of its blocks."""
+    metrics = parsed.val.metrics if parsed.val else {}
+    for name, metric in metrics.items():
+        if metric.type != 'calculate_niqe' or not lq_shapes:
+            continue
+        crop = 2 * metric.arguments.get('crop_border', 0)
+        key, (height, width, _) = min(lq_shapes.items(), key=lambda item: item[1][0] * item[1][1])
+        restored = (height * parsed.scale - crop, width * parsed.scale - crop)
+        blocks = (restored[0] // NIQE_BLOCK) * (restored[1] // NIQE_BLOCK)
+        if blocks < 2:
+            raise OptionError(f'val.metrics.{name}: NIQE needs at least two {NIQE_BLOCK}x{NIQE_BLOCK} blocks of a '
+                              f'restored image; the smallest image of datasets.{phase} ({key}: {height}x{width}, '
+                              f'restored and cropped {restored[0]}x{restored[1]}) has {blocks}. Validate on larger '
+                              'images or with another metric.')
+
+
+def _check_image_list(phase, dataset):
+    """RealESRGANDataset reads the images its meta_info lists (paths relative to dataroot_gt): the
+    list exists and every image it names is there. Returns their number."""
+    where, path, root = f'datasets.{phase}.meta_info', dataset['meta_info'], dataset['dataroot_gt']
+    if not os.path.isfile(path):
+        raise OptionError(f'{where}: image list not found: {path}. Write one path per line, relative to dataroot_gt '
+                          "(e.g. 'cd DATAROOT_GT && ls > meta_info.txt'), or correct the path.")
+    with open(path) as f:
+        listed = [line.strip().split(' ')[0] for line in f if line.strip()]
+    missing = [name for name in listed if not os.path.isfile(os.path.join(root, name))]
+    if not listed or missing:
+        what = f'{len(missing)} of its {len(listed)} images are not' if listed else 'it lists no image'
+        raise OptionError(f'{where}: {path}: {what} in dataroot_gt ({root})'
+                          f'{": " + ", ".join(missing[:3]) if missing else ""}. List the images of that folder.')
+    return len(listed)
 
 
 def _check_patch(dataset, gt_shapes, scale):

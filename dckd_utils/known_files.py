@@ -90,6 +90,10 @@ MODELS = [
             'XPixelGroup/HAT README, "How To Test": the models are in a shared Google Drive / Baidu folder',
             page='https://github.com/XPixelGroup/HAT#how-to-test',
             check=(f'options/train/pretrained/logits_pretrained_swinir_x{s}.yml', 'network_t')) for s in (2, 3, 4)],
+    Known('realesrgan_x4plus', f'{PRETRAINED}/RealESRGAN_x4plus.pth',
+          'xinntao/Real-ESRGAN README and inference_realesrgan.py (release v0.1.0)',
+          url='https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth',
+          check=('options/train/realworld/logits_realesrnet_x4.yml', 'network_t')),
     Known('vgg19', f'{PRETRAINED}/vgg19-dcbb9e9d.pth',
           "torchvision's model zoo (VGG19_Weights.IMAGENET1K_V1); BasicSR's PerceptualLoss reads it at this path "
           '(basicsr/archs/vgg_arch.py, VGG_PRETRAIN_PATH)',

@@ -218,8 +218,9 @@ def _join(path, key):
 class Component(Kind):
     """`{type: NAME, **arguments}`: NAME looked up by `lookup(name)` (a class or function, or None
     when unknown, with `known()` listing the names); the arguments must be parameters of it, less
-    `skip` leading ones (e.g. an optimizer's `params`). `typed`: a Section per NAME that types its
-    arguments further, `common` types the arguments of any NAME that has no Section there (e.g. every
+    `skip`: a number of leading ones (an optimizer's `params`) or a tuple of names (a metric's `img`,
+    `img2`: NIQE takes one image, PSNR two). `typed`: a Section per NAME that types its arguments
+    further, `common` types the arguments of any NAME that has no Section there (e.g. every
     optimizer's `lr`); `extras`: options of ours stored beside the arguments (e.g. lcr's `prob`).
 
     Parses to SimpleNamespace(type, arguments, **extras); `config(parsed)` gives the
@@ -259,7 +260,8 @@ class Component(Kind):
         parameters = list(inspect.signature(function).parameters.values())
         if inspect.isclass(target):
             parameters = parameters[1:]  # self
-        parameters = parameters[self.skip:]
+        parameters = ([p for p in parameters if p.name not in self.skip] if isinstance(self.skip, tuple)
+                      else parameters[self.skip:])
         open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters)
         if open_ended and not target.__module__.startswith(('basicsr.', 'dckd', 'torch.')):
             return None

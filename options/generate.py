@@ -117,8 +117,8 @@ def datasets(task, phase, count=None):
 def training_file(table, method_name, pair, scale):
     method, task = table.METHODS[method_name], pair['task'](scale)
     name = run_name(method_name, pair, scale)
-    what = task['what'] if scale == 1 else f'{task["what"]}, paper settings (spec section 5)'
-    if pair.get('paper') is False and scale != 1:
+    what = task['what'] if scale == 1 or task.get('own_recipe') else f'{task["what"]}, paper settings (spec section 5)'
+    if pair.get('paper') is False and scale != 1 and not task.get('own_recipe'):
         what = f'{task["what"]}, the paper\'s SR recipe'
     header = [method['title'],
               f'{pair["title"]} {what}' + (f'; teacher -> student: {pair["summary"]}' if 'summary' in pair else '.'),
@@ -128,13 +128,17 @@ def training_file(table, method_name, pair, scale):
     train_set = dict(task['train_set'])
     if 'patch_note' in pair:
         train_set['gt_size'] = C(train_set['gt_size'], inline=pair['patch_note'])
-    opt = {'name': name, 'model_type': 'DCKDModel', 'scale': task['scale'], 'num_gpu': 'auto', 'manual_seed': 0}
+    opt = {'name': name, 'model_type': task.get('model_type', 'DCKDModel'), 'scale': task['scale'], 'num_gpu': 'auto',
+           'manual_seed': 0, **task.get('top', {})}
     opt['datasets'] = {'train': train_set, **datasets(task, 'val', task.get('val_sets'))}
     if pair.get('fused_attention') and method['vqgan']:
         opt['fused_attention'] = C(False, "SwinIR window attention through torch's fused kernel, same weights "
                                    '(docs/cost.md)')
     opt['network_g'] = C(pair['student'](scale), pair['student_note'])
     path = {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None}
+    if 'pretrain_g' in task:  # a second stage starts from the first stage's EMA student
+        path = {'pretrain_network_g': C(task['pretrain_g'].value(name), task['pretrain_g'].note),
+                'param_key_g': 'params_ema', 'strict_load_g': True, 'resume_state': None}
     if method['teacher']:
         opt['network_t'] = C(pair['teacher'](scale), pair['teacher_note'])
         if pair['teacher_file']:  # else the teacher network reads its own file (PretrainedModel)
@@ -147,6 +151,8 @@ def training_file(table, method_name, pair, scale):
         path['pretrain_network_vqgan'] = C(table.VQGAN_FILE, "taming-transformers' vqgan_imagenet_f16_1024 "
                                            'checkpoints/last.ckpt, renamed; an encoder-only .pth written by '
                                            'dckd-convert-vqgan loads as well')
+    if 'network_d' in task:
+        opt['network_d'] = task['network_d']
     opt['path'] = path
     history_note = ' (and, in DCKD, the history model\'s source)' if method['vqgan'] else ''
     opt['train'] = {
@@ -154,7 +160,9 @@ def training_file(table, method_name, pair, scale):
         **pair.get('recipe', task.get('recipe', {})),
         'warmup_iter': C(-1, inline='no warm-up'),
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        **task.get('losses', {}),
         **(method['terms'](pair) if callable(method['terms']) else method['terms']),
+        **task.get('method_terms', {}).get(method_name, {}),
     }
     opt['val'] = {'val_freq': 5000, 'save_img': False, 'metrics': task['metrics']}
     opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True}

@@ -116,6 +116,92 @@ def rain13k_task():
     }
 
 
+# ----- real-world SR: Real-ESRGAN's data, degradation and two stages ------------------------------
+
+KERNEL_TYPES = ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
+KERNEL_PROBS = [0.45, 0.25, 0.12, 0.03, 0.12, 0.03]
+REALWORLD_TOP = {  # Real-ESRGAN's train_realesrgan_x4plus.yml, top level
+    'gt_size': C(256, 'the GT patch cut from each degraded pair (LQ 64)'),
+    'queue_size': C(180, inline='the training pair pool: a multiple of the batch size'),
+    'l1_gt_usm': C(True, 'targets sharpened by unsharp masking, as Real-ESRGAN trains: the pixel and perceptual '
+                   'losses against the sharpened GT, the discriminator against the plain GT'),
+    'percep_gt_usm': True, 'gan_gt_usm': False,
+    'resize_prob': C([0.2, 0.7, 0.1], 'the first degradation: blur (kernel1), resize (up, down, keep), Gaussian or '
+                     'Poisson noise, JPEG'),
+    'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5, 'noise_range': [1, 30], 'poisson_scale_range': [0.05, 3],
+    'gray_noise_prob': 0.4, 'jpeg_range': [30, 95],
+    'second_blur_prob': C(0.8, 'the second degradation: blur (kernel2) with probability 0.8, resize, noise, then JPEG '
+                          'and the final sinc filter in a random order'),
+    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5, 'noise_range2': [1, 25],
+    'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
+}
+REALWORLD_DATA = {
+    'name': 'DF2K+OST', 'type': 'RealESRGANDataset_basicsr', 'dataroot_gt': 'datasets/DF2K',
+    'meta_info': C('datasets/DF2K/meta_info/meta_info_DF2Kmultiscale+OST_sub.txt',
+                   "Real-ESRGAN's training images: DF2K at several scales and OST, as sub-images, listed one per line "
+                   'relative to dataroot_gt (Real-ESRGAN docs/Training.md prepares them)'),
+    'io_backend': {'type': 'disk'},
+    'blur_kernel_size': C(21, 'the kernels of both degradations, drawn per image in the data workers'),
+    'kernel_list': KERNEL_TYPES, 'kernel_prob': KERNEL_PROBS, 'sinc_prob': 0.1, 'blur_sigma': [0.2, 3],
+    'betag_range': [0.5, 4], 'betap_range': [1, 2],
+    'blur_kernel_size2': 21, 'kernel_list2': KERNEL_TYPES, 'kernel_prob2': KERNEL_PROBS, 'sinc_prob2': 0.1,
+    'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
+    'use_hflip': True, 'use_rot': False, 'num_worker_per_gpu': 5,
+    'batch_size_per_gpu': C(12, inline="Real-ESRGAN's batch on each of 4 GPUs"), 'dataset_enlarge_ratio': 1,
+    'prefetch_mode': None,
+}
+NIQE = C({'niqe': {'type': 'calculate_niqe', 'crop_border': 4}},
+         'NIQE, no reference (lower is better): real photographs have no ground truth')
+REAL_DCR_NEGATIVES = C({'num': 5, 'pipeline': 'realworld'},
+                       "N = 5 negatives: H(x) and 4 x H(D_j(x)), D_j the second degradation of the same pipeline "
+                       "at the LQ size (blur by the image's kernel2, noise, JPEG)")
+NO_TEACHER_CHECK = C(False, 'a GAN-trained teacher is not meant to beat bicubic in PSNR on bicubic pairs: the check '
+                     'before training does not apply')
+
+
+def realworld_task(stage):
+    """Real-ESRGAN's two stages: 'net' (PSNR-oriented: L1 only, 1M iterations) and 'gan' (from the
+    first stage's EMA student: L1 + perceptual + GAN with UNetDiscriminatorSN, 400k iterations)."""
+    task = {
+        'scale': 4, 'model_type': 'RealWorldKDModel', 'top': REALWORLD_TOP, 'train_set': REALWORLD_DATA,
+        'test_sets': [{'name': 'RealSRSet', 'type': 'SingleImageDataset', 'dataroot_lq': 'datasets/RealSRSet',
+                       'io_backend': {'type': 'disk'}}],
+        'metrics': NIQE, 'what': 'x4 real-world SR, Real-ESRGAN\'s recipe', 'own_recipe': True,
+        'method_terms': {'dckd': {'negatives': REAL_DCR_NEGATIVES}},
+    }
+    if stage == 'net':
+        task['recipe'] = {
+            'optim_g': C({'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+                         "RealESRNet's recipe: Adam lr 2e-4, halved after 1M iterations"),
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [1000000], 'gamma': 0.5}, 'total_iter': 1000000,
+        }
+        task['losses'] = {'teacher_check': NO_TEACHER_CHECK}
+        return task
+    task['recipe'] = {
+        'optim_g': C({'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+                     "Real-ESRGAN's recipe: Adam lr 1e-4 for the student and the discriminator, 400k iterations"),
+        'optim_d': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+        'scheduler': {'type': 'MultiStepLR', 'milestones': [400000], 'gamma': 0.5}, 'total_iter': 400000,
+    }
+    task['losses'] = {
+        'perceptual_opt': C({'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1,
+                                                                         'conv4_4': 1, 'conv5_4': 1},
+                             'vgg_type': 'vgg19', 'use_input_norm': True, 'perceptual_weight': 1.0,
+                             'style_weight': 0, 'range_norm': False, 'criterion': 'l1'},
+                            "VGG19's ImageNet weights, read from experiments/pretrained_models/vgg19-dcbb9e9d.pth "
+                            '(dckd-fetch vgg19)'),
+        'gan_opt': {'type': 'GANLoss', 'gan_type': 'vanilla', 'real_label_val': 1.0, 'fake_label_val': 0.0,
+                    'loss_weight': 0.1},
+        'net_d_iters': 1, 'net_d_init_iters': 0, 'teacher_check': NO_TEACHER_CHECK,
+    }
+    task['network_d'] = C({'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 64,
+                           'skip_connection': True}, "Real-ESRGAN's U-Net discriminator with spectral norm, from "
+                          'random weights')
+    task['pretrain_g'] = C(lambda run: f'experiments/{run.replace("realesrgan", "realesrnet")}/models/net_g_latest.pth',
+                           "the first stage's student of the same method (its EMA weights)")
+    return task
+
+
 NAFNET_RECIPE = {
     'optim_g': C({'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]},
                  "NAFNet's recipe: AdamW (0.9, 0.9), weight decay 1e-3, lr 1e-3 cosine to 1e-7 over 200k iterations"),
@@ -135,6 +221,14 @@ RESTORMER_RECIPE = {
 }
 RESTORMER_STUDENT_NOTE = ('Student: dim 24, 22 blocks. The paper publishes only its size (3.8M); blocks [2, 3, 3, 4] '
                           'with 2 refinement blocks give 3.81M parameters.')
+
+SRVGG_STUDENT = {'type': 'SRVGGNetCompact_basicsr', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_conv': 16,
+                 'upscale': 4, 'act_type': 'prelu'}
+SRVGG_NOTE = ("Student: BasicSR's SRVGGNetCompact (Real-ESRGAN's compact network) with 16 convolutions, the layout of "
+              'realesr-animevideov3; realesr-general-x4v3 has 32.')
+REALESRGAN_TEACHER = {'type': 'PretrainedModel', 'path': 'experiments/pretrained_models/RealESRGAN_x4plus.pth'}
+REALESRGAN_NOTE = ("Teacher: Real-ESRGAN's RealESRGAN_x4plus.pth (xinntao/Real-ESRGAN releases, v0.1.0), read by "
+                   'spandrel (RRDBNet under params_ema); any Real-ESRGAN-family file works the same way.')
 
 # ----- the pairs: one row each --------------------------------------------------------------------
 
@@ -242,6 +336,18 @@ PAIRS = [
      'teacher_file': lambda s: 'experiments/pretrained_models/Restormer/deraining.pth',
      'teacher_file_note': 'deraining.pth (swz30/Restormer), weights under "params"',
      'methods': RESTORATION_METHODS},
+    {'name': 'realesrnet', 'family': 'realworld', 'title': 'Real-ESRGAN stage 1 (PSNR-oriented)',
+     'task': lambda s: realworld_task('net'), 'scales': (4, ), 'paper': False, 'methods': RESTORATION_METHODS,
+     'summary': 'RealESRGAN_x4plus (RRDBNet, 23 blocks) -> SRVGGNetCompact (64 ch, 16 convs); 16.7M -> 0.6M. Not in '
+                'the paper: real-world SR, stage 1 of 2 (L1 and the distillation terms, no GAN).',
+     'student': lambda s: SRVGG_STUDENT, 'student_note': SRVGG_NOTE,
+     'teacher': lambda s: REALESRGAN_TEACHER, 'teacher_note': REALESRGAN_NOTE, 'teacher_file': None},
+    {'name': 'realesrgan', 'family': 'realworld', 'title': 'Real-ESRGAN stage 2 (GAN)',
+     'task': lambda s: realworld_task('gan'), 'scales': (4, ), 'paper': False, 'methods': RESTORATION_METHODS,
+     'summary': 'RealESRGAN_x4plus -> SRVGGNetCompact (64 ch, 16 convs); 16.7M -> 0.6M. Not in the paper: real-world '
+                'SR, stage 2 of 2 (from stage 1: perceptual and GAN losses with the distillation terms).',
+     'student': lambda s: SRVGG_STUDENT, 'student_note': SRVGG_NOTE,
+     'teacher': lambda s: REALESRGAN_TEACHER, 'teacher_note': REALESRGAN_NOTE, 'teacher_file': None},
 ]
 
 # ----- the methods: which terms each training file switches on -----------------------------------

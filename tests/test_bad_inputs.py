@@ -12,11 +12,14 @@ import re
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from basicsr.archs import build_network
+from basicsr.data import DATASET_REGISTRY
 from dckd.train import main as dckd_train
 from conftest import PROJECT_ROOT, edsr
 from test_pipeline import SCALE, dckd_options, make_workspace, paired_lmdbs, write_options
@@ -39,6 +42,11 @@ def workspace(tmp_path_factory):
     full = (root / 'teacher.pth').read_bytes()
     (root / 'teacher_truncated.pth').write_bytes(full[:len(full) // 2])
     torch.save({'params': {'encoder.conv_in.weight': torch.zeros(1)}}, root / 'not_a_vqgan.pth')
+    files['photos'] = root / 'photos'  # HR photographs and their list, for real-world runs
+    files['photos'].mkdir()
+    for name in ('a', 'b'):
+        cv2.imwrite(str(files['photos'] / f'{name}.png'), np.full((48, 48, 3), 128, np.uint8))
+    (files['photos'] / 'meta_info.txt').write_text('a.png\nb.png\n')
     return files
 
 
@@ -77,6 +85,37 @@ def user_file(dotted, name):
     def change(opt, ws):
         at(opt, dotted)[dotted.rsplit('.', 1)[-1]] = str(ws['root'] / name)
     return change
+
+
+def realworld(*changes):
+    """The valid run made a real-world one (RealWorldKDModel: RealESRGANDataset over the user's
+    photographs, the degradation, a discriminator), then `changes`."""
+    def change(opt, ws):
+        opt.update(model_type='RealWorldKDModel', gt_size=32, queue_size=4)
+        opt['datasets']['train'] = {'name': 'photos', 'type': 'RealESRGANDataset_basicsr',
+                                    'dataroot_gt': str(ws['photos']), 'meta_info': str(ws['photos'] / 'meta_info.txt'),
+                                    'io_backend': {'type': 'disk'}, **REALWORLD_KERNELS, 'use_hflip': True,
+                                    'use_rot': False, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2}
+        opt['train']['negatives'] = {'num': 3, 'pipeline': 'realworld'}
+        opt['network_d'] = {'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 8}
+        opt['train'].update(gan_opt={'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 0.1},
+                            optim_d={'type': 'Adam', 'lr': 1e-4})
+        for one in changes:
+            one(opt, ws)
+    change.realworld = True
+    return change
+
+
+# BasicSR 1.3.4.9 (HAT's pin) has no RealESRGANDataset: real-world runs need 1.4.2
+HAS_REALWORLD_DATA = 'RealESRGANDataset_basicsr' in DATASET_REGISTRY
+
+
+REALWORLD_KERNELS = {
+    'blur_kernel_size': 21, 'kernel_list': ['iso', 'aniso'], 'kernel_prob': [0.5, 0.5], 'sinc_prob': 0.1,
+    'blur_sigma': [0.2, 3], 'betag_range': [0.5, 4], 'betap_range': [1, 2], 'blur_kernel_size2': 21,
+    'kernel_list2': ['iso', 'aniso'], 'kernel_prob2': [0.5, 0.5], 'sinc_prob2': 0.1, 'blur_sigma2': [0.2, 1.5],
+    'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
+}
 
 
 def other_lq(opt, ws):
@@ -202,6 +241,36 @@ CASES = [
      ['--force_yml', 'train:history:attenuation=2']),
     ('--import of a module that is not installed', lambda opt, ws: None,
      r"--import: cannot import 'nowhere_archs'", ['--import', 'nowhere_archs']),
+    # real-world runs: RealESRGANDataset's kernels, the degradation, the discriminator
+    ('kernel option missing', realworld(delete_key('datasets.train.final_sinc_prob')),
+     r'datasets.train.final_sinc_prob is missing: probability of the final sinc filter \(Real-ESRGAN: 0.8\)$', []),
+    ('kernel probabilities and types differ', realworld(set_key('datasets.train.kernel_prob2', [1.0])),
+     r'datasets.train needs one kernel_prob2 per kernel_list2 entry; got 1 probabilities for 2 kernel types', []),
+    ('kernel type misspelt', realworld(set_key('datasets.train.kernel_list', ['iso', 'aniso_'])),
+     r"datasets.train.kernel_list\[1\] must be one of .*, got 'aniso_'; did you mean aniso\?", []),
+    ('image list missing', realworld(set_key('datasets.train.meta_info', 'meta_info_DF2K.txt')),
+     r'datasets.train.meta_info: image list not found: meta_info_DF2K.txt. Write one path per line', []),
+    ('real-world data with the bicubic model', realworld(set_key('model_type', 'DCKDModel')),
+     r'datasets.train.type RealESRGANDataset_basicsr gives HR images and blur kernels; the LQ images are made by '
+     r'model_type RealWorldKDModel, not DCKDModel', []),
+    ('real-world model with paired data', lambda opt, ws: opt.update(model_type='RealWorldKDModel', gt_size=32),
+     r'datasets.train.type is PairedImageDataset: RealWorldKDModel degrades HR images .* use type: '
+     r'RealESRGANDataset_basicsr', []),
+    ('resize probabilities that do not add up', realworld(set_key('resize_prob', [0.2, 0.7, 0.2])),
+     r'resize_prob holds the probabilities of resizing up, down and keeping the size: they must add up to 1', []),
+    ('pool not a multiple of the batch', realworld(set_key('queue_size', 5)),
+     r'queue_size = 5 must be a multiple of datasets.train.batch_size_per_gpu = 2', []),
+    ('LQ patch too small for the real-world negatives', realworld(set_key('gt_size', 16)),
+     r'train.negatives.pipeline = realworld blurs LQ patches with 21x21 kernels: .* raise gt_size to 22', []),
+    ('discriminator without its optimizer', realworld(delete_key('train.optim_d')),
+     r'train.optim_d missing: the GAN stage needs network_d, train.gan_opt and train.optim_d together', []),
+    ('discriminator argument misspelt', realworld(set_key('network_d.num_feats', 8)),
+     r'network_d.num_feats: unknown option of UNetDiscriminatorSN_basicsr; did you mean num_feat\?', []),
+    ('NIQE on images too small for it', set_key('val.metrics', {'niqe': {'type': 'calculate_niqe', 'crop_border': 2}}),
+     r'val.metrics.niqe: NIQE needs at least two 96x96 blocks of a restored image; the smallest image of '
+     r'datasets.val \(.*: 32x32, restored and cropped 60x60\) has 0', []),
+    ('missing discriminator checkpoint', realworld(set_key('path.pretrain_network_d', 'net_d_stage1.pth')),
+     r'path.pretrain_network_d: the discriminator checkpoint not found: net_d_stage1.pth', []),
 ]
 
 
@@ -231,6 +300,8 @@ def test_the_table_has_at_least_25_rows_with_distinct_messages():
 
 @pytest.mark.parametrize('change, message, extra', [case[1:] for case in CASES], ids=[case[0] for case in CASES])
 def test_bad_input_stops_with_one_message_before_any_work(workspace, tmp_path, monkeypatch, change, message, extra):
+    if getattr(change, 'realworld', False) and not HAS_REALWORLD_DATA:
+        pytest.skip('this BasicSR has no RealESRGANDataset (test_realworld_runs_on_an_older_basicsr_name_the_version)')
     opt = copy.deepcopy(valid_options(workspace))
     change(opt, workspace)
     options_file = write_options(tmp_path, opt)
@@ -251,6 +322,28 @@ def test_the_valid_run_passes_the_same_checks(workspace, tmp_path, monkeypatch, 
     assert printed.startswith(f'{options_file}: OK')
     assert 'teacher   network_t: EDSR' in printed and 'data      train tiny:' in printed
     assert not (tmp_path / 'experiments').exists()
+
+
+@pytest.mark.skipif(not HAS_REALWORLD_DATA, reason='this BasicSR has no RealESRGANDataset')
+def test_the_valid_realworld_run_passes_the_same_checks(workspace, tmp_path, monkeypatch, capsys):
+    """The base of the real-world rows: every row above stops for its own mistake alone."""
+    opt = valid_options(workspace)
+    realworld()(opt, workspace)
+    options_file = write_options(tmp_path, opt)
+    assert run_dckd_train(options_file, ['--check'], tmp_path, monkeypatch) is None
+    printed = capsys.readouterr().out
+    assert 'GAN       network_d: UNetDiscriminatorSN_basicsr' in printed
+    assert 'data      train photos: 2 images (disk, meta_info)' in printed
+    assert 'discriminator and its Adam state, training pair pool' in printed
+
+
+@pytest.mark.skipif(HAS_REALWORLD_DATA, reason='this BasicSR has RealESRGANDataset')
+def test_realworld_runs_on_an_older_basicsr_name_the_version(workspace, tmp_path, monkeypatch):
+    opt = valid_options(workspace)
+    realworld()(opt, workspace)
+    said = run_dckd_train(write_options(tmp_path, opt), [], tmp_path, monkeypatch)
+    assert said.endswith("(BasicSR registers it from version 1.4.2)")
+    assert "datasets.train.type: no dataset named 'RealESRGANDataset_basicsr'" in said
 
 
 def test_options_files_that_are_missing_moved_or_not_yaml(tmp_path, monkeypatch):

@@ -67,3 +67,22 @@ def test_cpu_peak_memory_counts_persistent_tensors_and_a_transient_one():
     # 64 MiB persistent + 64 MiB transient; the resident set also moves by a few MiB on its own
     assert abs(memory.peak_mib() - 128) < 6
     del holder  # the persistent tensor stays alive until measured
+
+
+@pytest.mark.slow
+def test_realworld_cost_measures_every_network_and_method(tmp_path):
+    """realworld_cost.py: the three networks at Real-ESRGAN's published sizes (counted by hand for the
+    student: tests/test_option_files.py), the VGG19 of the perceptual loss, and one GAN-stage
+    iteration per method with its ratio to scratch (a functional check, not a timing)."""
+    import realworld_cost
+    out = tmp_path / 'realworld.md'
+    realworld_cost.main(['--preset', 'cpu', '--batch', '1', '--iterations', '1', '--warmup', '0', '--out', str(out)])
+    assert os.getcwd() != str(tmp_path) and os.path.isdir(os.getcwd())
+    rows = [line.split(' | ') for line in out.read_text().splitlines() if line.startswith('| ') and '---' not in line]
+    networks = {row[0][2:]: row[1] for row in rows[1:5]}
+    assert networks == {'student (SRVGGNetCompact 64/16)': '0.62M', 'teacher (RRDBNet 64/23, RealESRGAN_x4plus)': '16.70M',
+                        'discriminator (UNetDiscriminatorSN 64)': '4.38M',
+                        'VGG19 of the perceptual loss (to conv5_4)': '20.02M'}
+    methods = {row[0][2:]: row for row in rows[6:]}
+    assert list(methods) == ['scratch', 'Logits KD', 'DCKD'] and methods['scratch'][2] == '1.00'
+    assert all(float(row[1]) > float(row[3].rstrip(' |')) > 0 for row in methods.values())  # degradation is a part

@@ -577,3 +577,82 @@ def test_dckd_star_is_the_dckd_file_plus_upcycling_and_label_consistency(arch, t
     opt, _ = with_placeholder_checkpoints(star, tmp_path)
     parsed = parse_training_options(opt)
     assert parsed.train.upcycling_opt.zoom_in == 1 and parsed.train.lcr_opt.prob == 0.5
+
+
+# ----- real-world SR: Real-ESRGAN's recipe in two stages -------------------------------------------
+
+REALWORLD_STAGES = ('realesrnet', 'realesrgan')
+# Real-ESRGAN's options/train_realesrgan_x4plus.yml (xinntao/Real-ESRGAN v0.2.5), copied by hand
+REAL_ESRGAN_DEGRADATION = {
+    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5, 'noise_range': [1, 30],
+    'poisson_scale_range': [0.05, 3], 'gray_noise_prob': 0.4, 'jpeg_range': [30, 95], 'second_blur_prob': 0.8,
+    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5,
+    'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
+    'gt_size': 256, 'queue_size': 180,
+}
+REAL_ESRGAN_KERNELS = {
+    'blur_kernel_size': 21, 'kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
+                                            'plateau_aniso'],
+    'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob': 0.1, 'blur_sigma': [0.2, 3],
+    'betag_range': [0.5, 4], 'betap_range': [1, 2], 'blur_kernel_size2': 21, 'sinc_prob2': 0.1,
+    'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
+    'use_hflip': True, 'use_rot': False, 'batch_size_per_gpu': 12,
+}
+
+
+@pytest.mark.parametrize('kind', KINDS)
+@pytest.mark.parametrize('stage', REALWORLD_STAGES)
+def test_realworld_files_are_real_esrgans_recipe(stage, kind):
+    opt = training_opt(kind, stage, 4)
+    parsed = parse_training_options(opt, check_files=False)
+    assert parsed.model_type == 'RealWorldKDModel'
+    assert {key: opt[key] for key in REAL_ESRGAN_DEGRADATION} == REAL_ESRGAN_DEGRADATION
+    data = opt['datasets']['train']
+    assert data['type'] == 'RealESRGANDataset_basicsr'
+    assert {key: data[key] for key in REAL_ESRGAN_KERNELS} == REAL_ESRGAN_KERNELS
+    assert data['kernel_list2'] == data['kernel_list'] and data['kernel_prob2'] == data['kernel_prob']
+    assert (opt['l1_gt_usm'], opt['percep_gt_usm'], opt['gan_gt_usm']) == (True, True, False)
+    train = opt['train']
+    assert train['ema_decay'] == 0.999 and train['pixel_opt']['loss_weight'] == 1.0
+    assert not train['teacher_check']
+    on = {key for key in TEACHER_TERMS if train.get(key)}
+    assert on == TERMS_ON[kind]
+    if stage == 'realesrnet':  # RealESRNet: L1 only, lr 2e-4, 1M iterations, no discriminator
+        assert train['optim_g']['lr'] == 2e-4 and train['total_iter'] == 1000000
+        assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': [1000000], 'gamma': 0.5}
+        assert 'network_d' not in opt and 'gan_opt' not in train and 'perceptual_opt' not in train
+        assert opt['path']['pretrain_network_g'] is None
+    else:  # from stage 1's EMA student of the same method: L1 + perceptual + GAN 0.1, lr 1e-4, 400k iterations
+        assert train['optim_g']['lr'] == train['optim_d']['lr'] == 1e-4 and train['total_iter'] == 400000
+        assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': [400000], 'gamma': 0.5}
+        assert train['perceptual_opt']['layer_weights'] == {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1,
+                                                            'conv4_4': 1, 'conv5_4': 1}
+        assert train['perceptual_opt']['perceptual_weight'] == 1.0 and train['perceptual_opt']['style_weight'] == 0
+        assert (train['gan_opt']['gan_type'], train['gan_opt']['loss_weight']) == ('vanilla', 0.1)
+        assert opt['network_d'] == {'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 64,
+                                    'skip_connection': True}
+        assert opt['path']['pretrain_network_g'] == f'experiments/{kind}_realesrnet_x4/models/net_g_latest.pth'
+        assert opt['path']['param_key_g'] == 'params_ema'
+    if kind == 'dckd':
+        assert train['negatives'] == {'num': 5, 'pipeline': 'realworld'}
+    if kind != 'scratch':
+        assert opt['network_t'] == {'type': 'PretrainedModel',
+                                    'path': 'experiments/pretrained_models/RealESRGAN_x4plus.pth'}
+
+
+@pytest.mark.parametrize('stage', REALWORLD_STAGES)
+def test_the_three_realworld_runs_of_a_stage_differ_only_in_their_losses(stage):
+    dckd, logits, scratch = (training_opt(kind, stage, 4) for kind in KINDS)
+    for key in ('network_g', 'datasets', 'val', 'scale', 'manual_seed', *REAL_ESRGAN_DEGRADATION):
+        assert dckd[key] == logits[key] == scratch[key], key
+    for key in ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'pixel_opt', 'perceptual_opt', 'gan_opt', 'optim_d'):
+        assert dckd['train'].get(key) == logits['train'].get(key) == scratch['train'].get(key), key
+
+
+def test_the_realworld_student_is_a_0_6m_srvggnetcompact_by_hand():
+    """SRVGGNetCompact, 64 channels, 16 body convolutions, PReLU, x4: first conv + PReLU, 16 x (conv +
+    PReLU), last conv to 3 x 4 x 4 channels."""
+    student = training_opt('scratch', 'realesrgan', 4)['network_g']
+    by_hand = (3 * 64 * 9 + 64) + 64 + 16 * ((64 * 64 * 9 + 64) + 64) + (64 * 48 * 9 + 48)
+    assert parameter_count(student) == by_hand == 621424
+    assert training_opt('scratch', 'realesrnet', 4)['network_g'] == student

@@ -10,7 +10,8 @@ OURS = {
                     'Restormer': 'dckd_arch.restormer_arch', 'PretrainedModel': 'dckd_arch.pretrained_arch'},
     LOSS_REGISTRY: {'DynamicContrastiveLoss': 'dckd_losses.contrastive_loss',
                     'DistributionMappingLoss': 'dckd_losses.distribution_loss'},
-    MODEL_REGISTRY: {'KDModel': 'dckd_models.kd_model', 'DCKDModel': 'dckd_models.dckd_model'},
+    MODEL_REGISTRY: {'KDModel': 'dckd_models.kd_model', 'DCKDModel': 'dckd_models.dckd_model',
+                     'RealWorldKDModel': 'dckd_models.realworld_model'},
     DATASET_REGISTRY: {'PaddedPairedImageDataset': 'dckd_data.padded_paired_dataset'},
 }
 
