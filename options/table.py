@@ -230,6 +230,16 @@ REALESRGAN_TEACHER = {'type': 'PretrainedModel', 'path': 'experiments/pretrained
 REALESRGAN_NOTE = ("Teacher: Real-ESRGAN's RealESRGAN_x4plus.pth (xinntao/Real-ESRGAN releases, v0.1.0), read by "
                    'spandrel (RRDBNet under params_ema); any Real-ESRGAN-family file works the same way.')
 
+def realworld_pair(name, stage, title, what):
+    """One stage of RealESRGAN_x4plus -> SRVGGNetCompact (64 ch, 16 convs)."""
+    return {'name': name, 'family': 'realworld', 'title': title, 'task': lambda s: realworld_task(stage),
+            'scales': (4, ), 'paper': False, 'methods': RESTORATION_METHODS,
+            'summary': 'RealESRGAN_x4plus (RRDBNet, 23 blocks) -> SRVGGNetCompact (64 ch, 16 convs); 16.7M -> 0.6M. '
+                       f'Not in the paper: real-world SR, {what}.',
+            'student': lambda s: SRVGG_STUDENT, 'student_note': SRVGG_NOTE,
+            'teacher': lambda s: REALESRGAN_TEACHER, 'teacher_note': REALESRGAN_NOTE, 'teacher_file': None}
+
+
 # ----- the pairs: one row each --------------------------------------------------------------------
 
 # which METHODS a pair is trained with (its 'methods'; DEFAULT_METHODS when it names none)
@@ -336,18 +346,10 @@ PAIRS = [
      'teacher_file': lambda s: 'experiments/pretrained_models/Restormer/deraining.pth',
      'teacher_file_note': 'deraining.pth (swz30/Restormer), weights under "params"',
      'methods': RESTORATION_METHODS},
-    {'name': 'realesrnet', 'family': 'realworld', 'title': 'Real-ESRGAN stage 1 (PSNR-oriented)',
-     'task': lambda s: realworld_task('net'), 'scales': (4, ), 'paper': False, 'methods': RESTORATION_METHODS,
-     'summary': 'RealESRGAN_x4plus (RRDBNet, 23 blocks) -> SRVGGNetCompact (64 ch, 16 convs); 16.7M -> 0.6M. Not in '
-                'the paper: real-world SR, stage 1 of 2 (L1 and the distillation terms, no GAN).',
-     'student': lambda s: SRVGG_STUDENT, 'student_note': SRVGG_NOTE,
-     'teacher': lambda s: REALESRGAN_TEACHER, 'teacher_note': REALESRGAN_NOTE, 'teacher_file': None},
-    {'name': 'realesrgan', 'family': 'realworld', 'title': 'Real-ESRGAN stage 2 (GAN)',
-     'task': lambda s: realworld_task('gan'), 'scales': (4, ), 'paper': False, 'methods': RESTORATION_METHODS,
-     'summary': 'RealESRGAN_x4plus -> SRVGGNetCompact (64 ch, 16 convs); 16.7M -> 0.6M. Not in the paper: real-world '
-                'SR, stage 2 of 2 (from stage 1: perceptual and GAN losses with the distillation terms).',
-     'student': lambda s: SRVGG_STUDENT, 'student_note': SRVGG_NOTE,
-     'teacher': lambda s: REALESRGAN_TEACHER, 'teacher_note': REALESRGAN_NOTE, 'teacher_file': None},
+    realworld_pair('realesrnet', 'net', 'Real-ESRGAN stage 1 (PSNR-oriented)',
+                   'stage 1 of 2 (L1 and the distillation terms, no GAN)'),
+    realworld_pair('realesrgan', 'gan', 'Real-ESRGAN stage 2 (GAN)',
+                   'stage 2 of 2 (from stage 1: perceptual and GAN losses with the distillation terms)'),
 ]
 
 # ----- the methods: which terms each training file switches on -----------------------------------
