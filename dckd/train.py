@@ -39,7 +39,7 @@ from basicsr.utils import check_resume, dist_util, get_root_logger
 from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest, any_rank,
                                end_leftover_workers, ignoring_stop_signals)
 from dckd_data.resumable import ResumableSampler, SampleKey, SeededSamples, stream_changes, stream_fingerprint
-from dckd_models.options import import_modules
+from dckd_models.options import TEACHER_CHECK_SKIPPED, import_modules, synthesizes_pairs
 from dckd_models.preflight import is_checked_model, preflight, read_options_file
 from dckd_models.restoration_model import TrainingStopped
 from dckd_models.resumable import make_resumable
@@ -112,7 +112,10 @@ class TrainingPipeline:
             get_root_logger().warning(warning)
         model = make_resumable(self.basicsr_build_model(opt))
         if self.resume_state is None and hasattr(model, 'net_t') and model.options.train.teacher_check:
-            self.check_teacher(model, opt)
+            if synthesizes_pairs(opt['model_type']):
+                get_root_logger().info(f'Teacher {TEACHER_CHECK_SKIPPED}')
+            else:
+                self.check_teacher(model, opt)
         optimize, save = model.optimize_parameters, model.save
 
         def optimize_parameters(current_iter):

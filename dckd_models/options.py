@@ -223,7 +223,7 @@ TRAIN = Section({
     'negatives': Option(NEGATIVES, {}, 'negatives H(x), H(D_j(x)) (with contrastive_opt)'),
     'progressive': Option(Optional(PROGRESSIVE), None, "Restormer's progressive patches"),
     'teacher_check': Option(Bool(), True, 'before training, the teacher on the first validation set against bicubic '
-                            '(or the input at scale 1); more than 0.5 dB worse stops the run'),
+                            '(or the input at scale 1); more than 0.5 dB worse stops the run (not in RealWorldKDModel)'),
     # cost
     'precision': Option(Choice('float32', 'bfloat16'), 'float32', 'forward passes under bfloat16 autocast (weights, '
                         'gradients and losses stay float32)'),
@@ -422,7 +422,7 @@ ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY
 
 # top-level keys BasicSR 1.4.2 sets itself or reads in models dckd does not use
 BASICSR_TOP_KEYS = ('is_train', 'dist', 'rank', 'world_size', 'root_path', 'auto_resume', 'num_gpu', 'dist_params',
-                    'find_unused_parameters', 'high_order_degradation', 'gt_usm')
+                    'find_unused_parameters', 'high_order_degradation')
 
 
 def _degradation(stage, noise, poisson, resize_prob, resize_range):
@@ -532,6 +532,16 @@ def _check_progressive(parsed):
                               f'{train_set[key]}: set datasets.train.{key} to the largest stage, {max(values)}.')
 
 
+TEACHER_CHECK_SKIPPED = ('check skipped: a real-world teacher (RealWorldKDModel) is not judged by PSNR against '
+                         'bicubic on paired images')
+
+
+def synthesizes_pairs(model_type):
+    """Whether the model makes its LQ inputs from HR images (RealWorldKDModel)."""
+    model = MODEL_REGISTRY.get(model_type) if model_type in MODEL_REGISTRY else None
+    return bool(getattr(model, 'synthesizes_pairs', False))
+
+
 def _check_realworld(parsed, synthesizes):
     """RealESRGANDataset, the degradation and the GAN belong together, in RealWorldKDModel."""
     train_set, train = (parsed.datasets or {}).get('train', {}), parsed.train
@@ -616,7 +626,7 @@ def _check_run(parsed, path):
                           'ground truth.')
     if train.progressive:
         _check_progressive(parsed)
-    _check_realworld(parsed, getattr(model, 'synthesizes_pairs', False))
+    _check_realworld(parsed, synthesizes_pairs(parsed.model_type))
     _check_scales(parsed)
     _check_windows(parsed)
 

@@ -19,7 +19,8 @@ from dckd_data.image_files import check_pairs, folder_shapes, lmdb_shapes
 from dckd_utils.schema import OptionError, closest
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
-from .options import KNOWN_DATASETS, REALWORLD_DATASETS, is_rewritten_by_resume, needs_teacher, needs_vqgan, parse_training_options
+from .options import (KNOWN_DATASETS, REALWORLD_DATASETS, TEACHER_CHECK_SKIPPED, is_rewritten_by_resume, needs_teacher,
+                      needs_vqgan, parse_training_options, synthesizes_pairs)
 from .taps import check_module_names
 from .teacher_check import check_teacher
 from .terms import tapped_modules
@@ -92,7 +93,8 @@ def preflight(opt, launcher='none', teacher_check=False):
             check_module_names(networks[network_key], names, where)
     summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks)]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
-        summary.append(_check_teacher(opt, parsed, networks['network_t']))
+        summary.append(f'teacher   {TEACHER_CHECK_SKIPPED}' if synthesizes_pairs(parsed.model_type)
+                       else _check_teacher(opt, parsed, networks['network_t']))
     return summary
 
 
@@ -206,7 +208,7 @@ def _checkpoint_disk(parsed, networks):
         total += size('network_d') * (1 + _moments(train.optim_d))
         parts.append(f'discriminator and its {train.optim_d.type} state')
     pool = 0
-    if getattr(MODEL_REGISTRY.get(parsed.model_type), 'synthesizes_pairs', False) and parsed.queue_size:
+    if synthesizes_pairs(parsed.model_type) and parsed.queue_size:
         pool = 4 * parsed.queue_size * 3 * (parsed.gt_size ** 2 + (parsed.gt_size // parsed.scale) ** 2)
         parts.append('training pair pool')
     total += pool

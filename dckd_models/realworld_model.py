@@ -120,10 +120,12 @@ class RealWorldKDModel(KDModel):
         self.net_d.requires_grad_(False)
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             super().optimize_parameters(current_iter)  # the student's step, l_g_gan among its losses
-        else:
+        else:  # the discriminator alone; the EMA still moves every iteration, as in BasicSR
             with torch.no_grad():
                 self.output = self.net_g(self.lq)
             self.log_dict = OrderedDict()
+            if self.ema_decay > 0:
+                self.model_ema(decay=self.ema_decay)
         self.net_d.requires_grad_(True)
         self.log_dict.update(self.reduce_loss_dict(self.discriminator_step(current_iter)))
 

@@ -155,8 +155,6 @@ NIQE = C({'niqe': {'type': 'calculate_niqe', 'crop_border': 4}},
 REAL_DCR_NEGATIVES = C({'num': 5, 'pipeline': 'realworld'},
                        "N = 5 negatives: H(x) and 4 x H(D_j(x)), D_j the second degradation of the same pipeline "
                        "at the LQ size (blur by the image's kernel2, noise, JPEG)")
-NO_TEACHER_CHECK = C(False, 'a GAN-trained teacher is not meant to beat bicubic in PSNR on bicubic pairs: the check '
-                     'before training does not apply')
 
 
 def realworld_task(stage):
@@ -175,7 +173,6 @@ def realworld_task(stage):
                          "RealESRNet's recipe: Adam lr 2e-4, halved after 1M iterations"),
             'scheduler': {'type': 'MultiStepLR', 'milestones': [1000000], 'gamma': 0.5}, 'total_iter': 1000000,
         }
-        task['losses'] = {'teacher_check': NO_TEACHER_CHECK}
         return task
     task['recipe'] = {
         'optim_g': C({'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
@@ -192,7 +189,7 @@ def realworld_task(stage):
                             '(dckd-fetch vgg19)'),
         'gan_opt': {'type': 'GANLoss', 'gan_type': 'vanilla', 'real_label_val': 1.0, 'fake_label_val': 0.0,
                     'loss_weight': 0.1},
-        'net_d_iters': 1, 'net_d_init_iters': 0, 'teacher_check': NO_TEACHER_CHECK,
+        'net_d_iters': 1, 'net_d_init_iters': 0,
     }
     task['network_d'] = C({'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 64,
                            'skip_connection': True}, "Real-ESRGAN's U-Net discriminator with spectral norm, from "

@@ -97,6 +97,7 @@ def realworld(*changes):
                                     'io_backend': {'type': 'disk'}, **REALWORLD_KERNELS, 'use_hflip': True,
                                     'use_rot': False, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2}
         opt['train']['negatives'] = {'num': 3, 'pipeline': 'realworld'}
+        del opt['train']['teacher_check']  # the default: skipped for a real-world teacher
         opt['network_d'] = {'type': 'UNetDiscriminatorSN_basicsr', 'num_in_ch': 3, 'num_feat': 8}
         opt['train'].update(gan_opt={'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 0.1},
                             optim_d={'type': 'Adam', 'lr': 1e-4})
@@ -335,6 +336,7 @@ def test_the_valid_realworld_run_passes_the_same_checks(workspace, tmp_path, mon
     assert 'GAN       network_d: UNetDiscriminatorSN_basicsr' in printed
     assert 'data      train photos: 2 images (disk, meta_info)' in printed
     assert 'discriminator and its Adam state, training pair pool' in printed
+    assert 'teacher   check skipped: a real-world teacher (RealWorldKDModel)' in printed
 
 
 @pytest.mark.skipif(HAS_REALWORLD_DATA, reason='this BasicSR has RealESRGANDataset')

@@ -124,6 +124,7 @@ def test_a_realworld_dckd_gan_step_stays_on_the_device(tmp_path):
     opt = realworld_options(make_workspace.__wrapped__(_Folders(tmp_path)), 'cuda', total_iter=10)
     del opt['train']['perceptual_opt']  # VGG19's file: tests/test_realworld_training.py trains with it
     opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=1, gt_size=48, queue_size=2)
+    opt['train']['net_d_init_iters'] = 1  # the first iteration trains the discriminator alone
     opt['path'].update(models=str(tmp_path / 'models'), training_states=str(tmp_path / 'states'))
     generator = torch.Generator().manual_seed(0)
     kernels = torch.rand(2, 21, 21, generator=generator)
@@ -131,12 +132,17 @@ def test_a_realworld_dckd_gan_step_stays_on_the_device(tmp_path):
         model = built(opt)
         assert all(on_fake_device(tensor) for tensor in network_tensors(model).values())
         before = {k: v.detach().cpu().clone() for k, v in model.net_d.state_dict().items()}
+        student = {k: v.detach().cpu().clone() for k, v in model.net_g.state_dict().items()}
         for current_iter in (1, 2, 3):
             model.feed_data({'gt': torch.rand(2, 3, 80, 80, generator=generator), 'gt_path': ['a', 'b'],
                              'kernel1': kernels / kernels.sum((1, 2), keepdim=True), 'kernel2': kernels / 441,
                              'sinc_kernel': torch.eye(21)[None].expand(2, 21, 21) / 21})
             model.optimize_parameters(current_iter)
+            if current_iter == 1:
+                assert set(model.log_dict) == {'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake'}
+                assert all(torch.equal(v.cpu(), student[k]) for k, v in model.net_g.state_dict().items())
         assert on_fake_device(model.lq) and on_fake_device(model.pool.lq)
+        assert any(not torch.equal(v.cpu(), student[k]) for k, v in model.net_g.state_dict().items())
         assert model.lq.shape[-1] == 12 and model.gt.shape[-1] == 48
         assert any(not torch.equal(v.cpu(), before[k]) for k, v in model.net_d.state_dict().items())
     assert {'l_pix', 'l_kd', 'l_dcl', 'l_ce', 'l_g_gan', 'l_d_real', 'l_d_fake'} <= set(model.log_dict)

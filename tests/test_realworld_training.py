@@ -102,7 +102,6 @@ def realworld_options(root, name, total_iter, checkpoint_freq=1):
             'distribution_opt': {'type': 'DistributionMappingLoss', 'loss_weight': 0.001},
             'history': {'source': 'ema', 'attenuation': 0.1, 'steps': [1], 'milestones': []},
             'negatives': {'num': 3, 'pipeline': 'realworld'},
-            'teacher_check': False,  # a random teacher
         },
         'val': {'val_freq': 2, 'save_img': False,
                 'metrics': {'niqe': {'type': 'calculate_niqe', 'crop_border': SCALE}}},  # as options/train/realworld
@@ -143,6 +142,7 @@ def test_a_dckd_gan_run_trains_on_degraded_photographs(workspace, vgg_file, tmp_
     assert (pool['lq'] - bicubic).abs().mean() > 0.01
     text = result.stderr + (experiment / next(f for f in os.listdir(experiment) if f.endswith('.log'))).read_text()
     assert re.search(r'Validation held_out\s+# niqe: \d+\.\d+', text), text[-2000:]
+    assert 'Teacher check skipped: a real-world teacher (RealWorldKDModel)' in text
 
 
 def test_realworld_runs_resume_exactly(workspace, vgg_file, tmp_path):
