@@ -20,6 +20,17 @@ from basicsr.utils import DiffJPEG, USMSharp
 from basicsr.utils.img_process_util import filter2D
 
 RESIZE_MODES = ('area', 'bilinear', 'bicubic')
+DATASETS = ('RealESRGANDataset_basicsr', 'RealESRGANDataset')  # BasicSR 1.4.2's name, the realesrgan package's
+# the top-level options RealESRGANDegradation reads, with RealESRGAN_x4plus's values (its train_realesrgan_x4plus.yml)
+DEFAULTS = {
+    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5, 'noise_range': [1, 30],
+    'poisson_scale_range': [0.05, 3], 'gray_noise_prob': 0.4, 'jpeg_range': [30, 95],
+    'second_blur_prob': 0.8,
+    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5,
+    'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
+}
+OPTIONS = tuple(DEFAULTS)
+PAIR_DEFAULTS = {'gt_size': None, 'queue_size': 180}  # the crop (required) and the pool
 
 
 class Draws:
@@ -98,9 +109,9 @@ class RealESRGANDegradation:
     """Callable: (sharpened GT batch, the dataset's kernel1, kernel2, sinc_kernel, Draws) -> the LQ
     batch, 1/scale of the GT's size, rounded to 8 bits: BasicSR 1.4.2's RealESRGANModel.feed_data.
 
-    `options`: the top-level degradation options of a Real-ESRGAN options file (resize_prob,
+    `options`: the top-level degradation options of a Real-ESRGAN options file (OPTIONS: resize_prob,
     resize_range, gaussian_noise_prob, noise_range, poisson_scale_range, gray_noise_prob,
-    jpeg_range, second_blur_prob and the same with a 2), as a mapping.
+    jpeg_range, the same with a 2, and second_blur_prob), as a mapping.
     """
 
     def __init__(self, options, scale, device):

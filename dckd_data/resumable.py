@@ -19,12 +19,17 @@ import torch
 
 from basicsr.data.data_sampler import EnlargedSampler
 from dckd_utils.random_states import seeded_python_and_numpy
+from . import realworld_degradation as realworld
 
 SampleKey = namedtuple('SampleKey', 'epoch position index')
 
 # the options a resumed run must share with the run it continues for the stream to be the same
 STREAM_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info_file', 'filename_tmpl', 'gt_size', 'use_hflip', 'use_rot',
-               'batch_size_per_gpu', 'dataset_enlarge_ratio', 'type')
+               'batch_size_per_gpu', 'dataset_enlarge_ratio', 'type') + (
+    'meta_info', 'final_sinc_prob', *(f'{name}{stage}' for stage in ('', '2') for name in (  # RealESRGANDataset's
+        'blur_kernel_size', 'kernel_list', 'kernel_prob', 'sinc_prob', 'blur_sigma', 'betag_range', 'betap_range')))
+# in a real-world run (RealESRGANDataset), the top-level options of the degradation, the crop and the pool too
+REALWORLD_TOP_KEYS = {**realworld.DEFAULTS, **realworld.PAIR_DEFAULTS}
 
 
 class ResumableSampler(EnlargedSampler):
@@ -78,6 +83,8 @@ def stream_fingerprint(opt):
     """What decides the stream, from BasicSR's options: to record with a training state."""
     train_set = opt['datasets']['train']
     fingerprint = {key: train_set.get(key) for key in STREAM_KEYS}
+    if train_set.get('type') in realworld.DATASETS:
+        fingerprint.update({f'top-level {key}': opt.get(key, default) for key, default in REALWORLD_TOP_KEYS.items()})
     fingerprint.update(manual_seed=opt.get('manual_seed'), world_size=opt.get('world_size', 1),
                        num_gpu=opt.get('num_gpu'))
     return fingerprint

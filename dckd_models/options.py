@@ -18,6 +18,8 @@ from basicsr.metrics import METRIC_REGISTRY
 from basicsr.models import lr_scheduler
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_utils.known_files import known_at
+from dckd_data.realworld_degradation import DATASETS as REALWORLD_DATASETS, DEFAULTS as REALWORLD_DEFAULTS, \
+    PAIR_DEFAULTS
 from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
 from dckd_utils.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
@@ -350,7 +352,6 @@ KNOWN_DATASETS = {  # name: (options of every phase, more options of the trainin
     'RealESRGANDataset_basicsr': ({k: IMAGES[k] for k in ('name', 'type', 'io_backend')}, REALWORLD_DATASET,
                                   _kernel_lists),
 }
-REALWORLD_DATASETS = ('RealESRGANDataset_basicsr', 'RealESRGANDataset')
 
 
 class Dataset(Kind):
@@ -425,31 +426,34 @@ BASICSR_TOP_KEYS = ('is_train', 'dist', 'rank', 'world_size', 'root_path', 'auto
                     'find_unused_parameters', 'high_order_degradation')
 
 
-def _degradation(stage, noise, poisson, resize_prob, resize_range):
+def _degradation(stage):
     """The top-level options of one degradation of Real-ESRGAN's pipeline ('' or '2')."""
-    return {
-        f'resize_prob{stage}': Option(List(Float(0, 1), length=3), resize_prob, 'probabilities of resizing up, down, '
-                                      'or keeping the size'),
-        f'resize_range{stage}': Option(_ordered_pair(0), resize_range, 'smallest and largest resize factor'),
-        f'gaussian_noise_prob{stage}': Option(Float(0, 1), 0.5, 'Gaussian noise (else Poisson noise)'),
-        f'noise_range{stage}': Option(_ordered_pair(0, 255), noise, 'Gaussian sigma x 255, uniform'),
-        f'poisson_scale_range{stage}': Option(_ordered_pair(0), poisson, 'Poisson noise scale, uniform'),
-        f'gray_noise_prob{stage}': Option(Float(0, 1), 0.4, 'the same noise on every channel'),
-        f'jpeg_range{stage}': Option(_ordered_pair(1, 100), [30, 95], 'JPEG quality, uniform'),
+    kinds = {
+        'resize_prob': (List(Float(0, 1), length=3), 'probabilities of resizing up, down, or keeping the size'),
+        'resize_range': (_ordered_pair(0), 'smallest and largest resize factor'),
+        'gaussian_noise_prob': (Float(0, 1), 'Gaussian noise (else Poisson noise)'),
+        'noise_range': (_ordered_pair(0, 255), 'Gaussian sigma x 255, uniform'),
+        'poisson_scale_range': (_ordered_pair(0), 'Poisson noise scale, uniform'),
+        'gray_noise_prob': (Float(0, 1), 'the same noise on every channel'),
+        'jpeg_range': (_ordered_pair(1, 100), 'JPEG quality, uniform'),
     }
+    return {f'{name}{stage}': Option(kind, REALWORLD_DEFAULTS[f'{name}{stage}'], doc)
+            for name, (kind, doc) in kinds.items()}
 
 
 # the two degradations of Real-ESRGAN's pipeline: top-level keys of its options files (defaults: RealESRGAN_x4plus's)
 DEGRADATION = {
-    **_degradation('', [1, 30], [0.05, 3], [0.2, 0.7, 0.1], [0.15, 1.5]),
-    'second_blur_prob': Option(Float(0, 1), 0.8, 'the second degradation blurs (by kernel2)'),
-    **_degradation('2', [1, 25], [0.05, 2.5], [0.3, 0.4, 0.3], [0.3, 1.2]),
+    **_degradation(''),
+    'second_blur_prob': Option(Float(0, 1), REALWORLD_DEFAULTS['second_blur_prob'],
+                               'the second degradation blurs (by kernel2)'),
+    **_degradation('2'),
 }
 # the top-level options of Real-ESRGAN's options files, read by RealWorldKDModel
 REALWORLD = {
     'gt_size': Option(Optional(Int(1)), None, 'RealWorldKDModel: GT patch cut from each degraded pair (Real-ESRGAN: '
                       '256)'),
-    'queue_size': Option(Int(0), 180, 'pairs in the training pair pool (0: none); a multiple of the batch size'),
+    'queue_size': Option(Int(0), PAIR_DEFAULTS['queue_size'], 'pairs in the training pair pool (0: none); a multiple '
+                         'of the batch size'),
     'l1_gt_usm': Option(Bool(), True, 'the pixel loss against the sharpened GT'),
     'percep_gt_usm': Option(Bool(), True, 'the perceptual loss against the sharpened GT'),
     'gan_gt_usm': Option(Bool(), False, 'the discriminator sees the sharpened GT as real'),

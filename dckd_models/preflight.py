@@ -207,11 +207,9 @@ def _checkpoint_disk(parsed, networks):
     if 'network_d' in networks:
         total += size('network_d') * (1 + _moments(train.optim_d))
         parts.append(f'discriminator and its {train.optim_d.type} state')
-    pool = 0
-    if synthesizes_pairs(parsed.model_type) and parsed.queue_size:
-        pool = 4 * parsed.queue_size * 3 * (parsed.gt_size ** 2 + (parsed.gt_size // parsed.scale) ** 2)
+    if synthesizes_pairs(parsed.model_type) and parsed.queue_size:  # float32 GT and LQ patches
+        total += 4 * parsed.queue_size * 3 * (parsed.gt_size ** 2 + (parsed.gt_size // parsed.scale) ** 2)
         parts.append('training pair pool')
-    total += pool
     parts = ', '.join(parts) + (' (adapters not counted)' if train.hint_opt else '')
     count = int(train.total_iter // logger.save_checkpoint_freq)
     kept = min(count, logger.keep_checkpoints or count)

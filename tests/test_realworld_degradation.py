@@ -181,3 +181,13 @@ def test_the_pool_state_continues_a_pool():
         assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
     with pytest.raises(ValueError, match='multiple of the batch size 3'):
         TrainingPairPool(4)(torch.zeros(3, 1, 2, 2), torch.zeros(3, 1, 4, 4), generator)
+
+
+def test_the_schema_declares_every_option_the_degradation_reads_with_real_esrgans_defaults():
+    """dckd_models/options.py types exactly the top-level options RealESRGANDegradation reads (and
+    the resumable stream fingerprints), and their defaults are Real-ESRGAN's (DEGRADATION above,
+    copied by hand from its train_realesrgan_x4plus.yml)."""
+    from dckd_data.realworld_degradation import DEFAULTS, OPTIONS
+    from dckd_models.options import DEGRADATION as SCHEMA
+    assert set(SCHEMA) == set(OPTIONS) == set(DEGRADATION)
+    assert DEFAULTS == DEGRADATION and {key: option.default for key, option in SCHEMA.items()} == DEGRADATION

@@ -212,3 +212,16 @@ def test_two_gloo_ranks_train_the_gan_and_resume_exactly(workspace, vgg_file, tm
         assert all(torch.equal(a[k], b[k]) for k in a), file
     pools = load('split', 'training_states/4.state')['pair_pools']
     assert len(pools) == 2 and not torch.equal(pools[0]['lq'], pools[1]['lq'])
+
+
+def test_a_resume_with_other_degradation_options_names_them(workspace, vgg_file, tmp_path):
+    """The degradation, the kernels, the crop and the pool decide the data stream of a real-world
+    run: a resume that changes one of them is told so."""
+    run(vgg_file, tmp_path, realworld_options(workspace, 'changed', total_iter=2))
+    opt = realworld_options(workspace, 'changed', total_iter=3)
+    opt['noise_range2'] = [1, 20]
+    opt['datasets']['train']['final_sinc_prob'] = 0.5
+    printed = run(vgg_file, tmp_path, opt, '--auto_resume')
+    text = printed.stderr + printed.stdout
+    assert 'Resume: top-level noise_range2 was [1, 25] and is [1, 20] now' in text
+    assert 'Resume: final_sinc_prob was 0.8 and is 0.5 now' in text
