@@ -29,7 +29,6 @@ DEFAULTS = {
     'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5,
     'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
 }
-OPTIONS = tuple(DEFAULTS)
 PAIR_DEFAULTS = {'gt_size': None, 'queue_size': 180}  # the crop (required) and the pool
 
 
@@ -109,7 +108,7 @@ class RealESRGANDegradation:
     """Callable: (sharpened GT batch, the dataset's kernel1, kernel2, sinc_kernel, Draws) -> the LQ
     batch, 1/scale of the GT's size, rounded to 8 bits: BasicSR 1.4.2's RealESRGANModel.feed_data.
 
-    `options`: the top-level degradation options of a Real-ESRGAN options file (OPTIONS: resize_prob,
+    `options`: the top-level degradation options of a Real-ESRGAN options file (DEFAULTS: resize_prob,
     resize_range, gaussian_noise_prob, noise_range, poisson_scale_range, gray_noise_prob,
     jpeg_range, the same with a 2, and second_blur_prob), as a mapping.
     """

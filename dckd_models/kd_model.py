@@ -247,6 +247,15 @@ class KDModel(RestorationModel):
         """Where the frozen networks' weights came from: resume reloads them from there."""
         return {'frozen_networks': self.frozen_sources}
 
+    def load_saved_network(self, net, label, resume_state, needs):
+        """`net` from `<label>_<iter>.pth`, written with the training state being resumed; `needs`
+        says who needs it in the error when the file is missing."""
+        path = os.path.join(self.opt['path']['models'], f'{label}_{resume_state["iter"]}.pth')
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'resuming {needs} saved with the state: {path} is missing.')
+        self.load_network(net, path, strict=True, param_key='params')
+        return path
+
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
         recorded = resume_state.get('frozen_networks', {})
@@ -262,10 +271,7 @@ class KDModel(RestorationModel):
             self.frozen_sources[network_key] = source
         self.deferred_networks = []
         if self.net_adapters is not None:
-            path = os.path.join(self.opt['path']['models'], f'net_adapters_{resume_state["iter"]}.pth')
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f'resuming needs the adapters saved with the state: {path} is missing.')
-            self.load_network(self.net_adapters, path, strict=True, param_key='params')
+            self.load_saved_network(self.net_adapters, 'net_adapters', resume_state, 'needs the adapters')
         for term in self.terms:
             term.resume(resume_state)
 

@@ -16,7 +16,6 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -24,7 +23,7 @@ from dckd_data.realworld_degradation import Draws, RealESRGANDegradation, Traini
     sharpener
 from dckd_utils.registry import register
 from dckd_utils.schema import config
-from .frozen import checkpoint_source, load_into
+from .frozen import build, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import DEGRADATION, is_rewritten_by_resume
 
@@ -57,8 +56,7 @@ class RealWorldKDModel(KDModel):
             self.net_d_iters, self.net_d_init_iters = train.net_d_iters, train.net_d_init_iters
 
     def build_discriminator(self):
-        net = build_network(config(self.options.network_d))
-        net = self.model_to_device(net)
+        net = self.model_to_device(build(self.options.network_d, 'network_d'))
         self.print_network(net)
         if not is_rewritten_by_resume(self.options.path, 'network_d'):
             source = checkpoint_source(self.options.path, 'network_d')
@@ -173,9 +171,7 @@ class RealWorldKDModel(KDModel):
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
         if self.net_d is not None:
-            path = f'{self.opt["path"]["models"]}/net_d_{resume_state["iter"]}.pth'
-            load_into(self.get_bare_model(self.net_d), {'path': path, 'param_key': 'params', 'strict': True},
-                      'network_d')
+            path = self.load_saved_network(self.net_d, 'net_d', resume_state, 'needs the discriminator')
             get_root_logger().info(f'Resume: the discriminator from {path}')
         pools = resume_state.get('pair_pools')
         if self.pool is not None and pools:

@@ -28,6 +28,7 @@ from dckd_models.schedules import ProgressivePatches
 from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 from conftest import PROJECT_ROOT, reference_layout
 from test_models import make_opt
+from test_realworld_degradation import DEGRADATION, KERNELS
 
 OPTIONS_DIR = os.path.join(PROJECT_ROOT, 'options')
 sys.path.insert(0, OPTIONS_DIR)
@@ -582,22 +583,9 @@ def test_dckd_star_is_the_dckd_file_plus_upcycling_and_label_consistency(arch, t
 # ----- real-world SR: Real-ESRGAN's recipe in two stages -------------------------------------------
 
 REALWORLD_STAGES = ('realesrnet', 'realesrgan')
-# Real-ESRGAN's options/train_realesrgan_x4plus.yml (xinntao/Real-ESRGAN v0.2.5), copied by hand
-REAL_ESRGAN_DEGRADATION = {
-    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5, 'noise_range': [1, 30],
-    'poisson_scale_range': [0.05, 3], 'gray_noise_prob': 0.4, 'jpeg_range': [30, 95], 'second_blur_prob': 0.8,
-    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5,
-    'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
-    'gt_size': 256, 'queue_size': 180,
-}
-REAL_ESRGAN_KERNELS = {
-    'blur_kernel_size': 21, 'kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
-                                            'plateau_aniso'],
-    'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob': 0.1, 'blur_sigma': [0.2, 3],
-    'betag_range': [0.5, 4], 'betap_range': [1, 2], 'blur_kernel_size2': 21, 'sinc_prob2': 0.1,
-    'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
-    'use_hflip': True, 'use_rot': False, 'batch_size_per_gpu': 12,
-}
+# Real-ESRGAN's options/train_realesrgan_x4plus.yml, copied by hand (tests/test_realworld_degradation.py)
+REAL_ESRGAN_DEGRADATION = {**DEGRADATION, 'gt_size': 256, 'queue_size': 180}
+REAL_ESRGAN_KERNELS = {**KERNELS, 'use_hflip': True, 'use_rot': False, 'batch_size_per_gpu': 12}
 
 
 @pytest.mark.parametrize('kind', KINDS)
@@ -610,7 +598,6 @@ def test_realworld_files_are_real_esrgans_recipe(stage, kind):
     data = opt['datasets']['train']
     assert data['type'] == 'RealESRGANDataset_basicsr'
     assert {key: data[key] for key in REAL_ESRGAN_KERNELS} == REAL_ESRGAN_KERNELS
-    assert data['kernel_list2'] == data['kernel_list'] and data['kernel_prob2'] == data['kernel_prob']
     assert (opt['l1_gt_usm'], opt['percep_gt_usm'], opt['gan_gt_usm']) == (True, True, False)
     train = opt['train']
     assert train['ema_decay'] == 0.999 and train['pixel_opt']['loss_weight'] == 1.0

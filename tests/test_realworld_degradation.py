@@ -39,6 +39,7 @@ KERNELS = {
     'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
 }
 SCALE, GT_SIZE, QUEUE = 4, 64, 6
+PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
 
 
 class BasicSRDraws(Draws):
@@ -70,19 +71,23 @@ def basicsr_model():
     return model
 
 
-def kernel_batches(tmp_path, batches, batch_size):
-    """Batches of real photographs with the kernels BasicSR's RealESRGANDataset draws for them."""
+def write_photographs(root):
+    """scikit-image's colour photographs as PNGs in root/gt, listed in root/meta_info.txt (as
+    RealESRGANDataset reads them from a folder)."""
     import cv2
     from skimage import data as images
-    folder = tmp_path / 'gt'
-    folder.mkdir()
-    names = []
-    for name in ('astronaut', 'chelsea', 'coffee', 'rocket'):
-        cv2.imwrite(str(folder / f'{name}.png'), getattr(images, name)()[..., ::-1])
-        names.append(f'{name}.png')
-    (tmp_path / 'meta.txt').write_text('\n'.join(names) + '\n')
-    dataset = RealESRGANDataset({**KERNELS, 'dataroot_gt': str(folder), 'meta_info': str(tmp_path / 'meta.txt'),
-                                 'io_backend': {'type': 'disk'}, 'use_hflip': True, 'use_rot': False})
+    (root / 'gt').mkdir()
+    for name in PHOTOS:
+        cv2.imwrite(str(root / 'gt' / f'{name}.png'), getattr(images, name)()[..., ::-1])
+    (root / 'meta_info.txt').write_text(''.join(f'{name}.png\n' for name in PHOTOS))
+
+
+def kernel_batches(tmp_path, batches, batch_size):
+    """Batches of real photographs with the kernels BasicSR's RealESRGANDataset draws for them."""
+    write_photographs(tmp_path)
+    dataset = RealESRGANDataset({**KERNELS, 'dataroot_gt': str(tmp_path / 'gt'),
+                                 'meta_info': str(tmp_path / 'meta_info.txt'), 'io_backend': {'type': 'disk'},
+                                 'use_hflip': True, 'use_rot': False})
     random.seed(0)
     np.random.seed(0)
     samples = [dataset[i % len(dataset)] for i in range(batches * batch_size)]
@@ -187,7 +192,7 @@ def test_the_schema_declares_every_option_the_degradation_reads_with_real_esrgan
     """dckd_models/options.py types exactly the top-level options RealESRGANDegradation reads (and
     the resumable stream fingerprints), and their defaults are Real-ESRGAN's (DEGRADATION above,
     copied by hand from its train_realesrgan_x4plus.yml)."""
-    from dckd_data.realworld_degradation import DEFAULTS, OPTIONS
+    from dckd_data.realworld_degradation import DEFAULTS
     from dckd_models.options import DEGRADATION as SCHEMA
-    assert set(SCHEMA) == set(OPTIONS) == set(DEGRADATION)
+    assert set(SCHEMA) == set(DEFAULTS) == set(DEGRADATION)
     assert DEFAULTS == DEGRADATION and {key: option.default for key, option in SCHEMA.items()} == DEGRADATION

@@ -20,11 +20,11 @@ import yaml
 import dckd_models  # noqa: F401  (registers; compatibility fix first)
 from basicsr.archs import build_network
 from conftest import TINY_VQGAN
+from test_realworld_degradation import KERNELS, write_photographs
 from test_resume import TRAIN, logged_losses, train
 
 pytestmark = pytest.mark.slow
 SCALE, GT_SIZE, BATCH = 4, 64, 2
-PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
 VGG_FILE = 'experiments/pretrained_models/vgg19-dcbb9e9d.pth'  # where BasicSR's perceptual loss reads it
 TEACHER = {'type': 'SRVGGNetCompact_basicsr', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_conv': 4,
            'upscale': SCALE, 'act_type': 'prelu'}
@@ -36,10 +36,7 @@ def workspace(tmp_path_factory):
     (realesr-general-x4v3's layout under 'params', smaller) and a VQGAN checkpoint."""
     from skimage import data as images
     root = tmp_path_factory.mktemp('realworld')
-    (root / 'gt').mkdir()
-    for name in PHOTOS:
-        cv2.imwrite(str(root / 'gt' / f'{name}.png'), getattr(images, name)()[..., ::-1])
-    (root / 'meta_info.txt').write_text(''.join(f'{name}.png\n' for name in PHOTOS))
+    write_photographs(root)
     (root / 'val_lq').mkdir()  # a held-out photograph without ground truth, as real inputs come
     held_out = cv2.resize(images.camera()[64:320, 64:320], (64, 64), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(root / 'val_lq' / 'camera.png'), cv2.cvtColor(held_out, cv2.COLOR_GRAY2BGR))
@@ -60,19 +57,12 @@ def vgg_file(tmp_path_factory):
 
 def realworld_options(root, name, total_iter, checkpoint_freq=1):
     """DCKD with the GAN (the second stage of Real-ESRGAN's recipe), shrunk."""
-    kernels = ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso']
-    kernel_options = {'blur_kernel_size': 21, 'kernel_list': kernels, 'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03],
-                      'sinc_prob': 0.1, 'blur_sigma': [0.2, 3], 'betag_range': [0.5, 4], 'betap_range': [1, 2],
-                      'blur_kernel_size2': 21, 'kernel_list2': kernels,
-                      'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob2': 0.1,
-                      'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4], 'betap_range2': [1, 2],
-                      'final_sinc_prob': 0.8}
     return {
         'name': name, 'model_type': 'RealWorldKDModel', 'scale': SCALE, 'num_gpu': 0, 'manual_seed': 0,
         'gt_size': GT_SIZE, 'queue_size': 4, 'l1_gt_usm': True, 'percep_gt_usm': True, 'gan_gt_usm': False,
         'datasets': {
             'train': {'name': 'photos', 'type': 'RealESRGANDataset_basicsr', 'dataroot_gt': str(root / 'gt'),
-                      'meta_info': str(root / 'meta_info.txt'), 'io_backend': {'type': 'disk'}, **kernel_options,
+                      'meta_info': str(root / 'meta_info.txt'), 'io_backend': {'type': 'disk'}, **KERNELS,
                       'use_hflip': True, 'use_rot': False, 'num_worker_per_gpu': 2, 'batch_size_per_gpu': BATCH,
                       'dataset_enlarge_ratio': 1, 'prefetch_mode': None},
             'val': {'name': 'held_out', 'type': 'SingleImageDataset', 'dataroot_lq': str(root / 'val_lq'),

@@ -1,7 +1,6 @@
 """DCKD (AAAI 2025): dynamic contrastive regularization (DCR) and distribution mapping (DMM) in the
 feature space of a frozen VQGAN encoder."""
 import copy
-import os
 
 import torch
 
@@ -124,7 +123,4 @@ class DynamicContrastiveKD(Term):
 
     def resume(self, resume_state):
         if self.cri_dcl:
-            path = os.path.join(self.model.opt['path']['models'], f'net_history_{resume_state["iter"]}.pth')
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f'resuming DCKD needs the history model saved with the state: {path} is missing.')
-            self.model.load_network(self.net_history, path, strict=True, param_key='params')
+            self.model.load_saved_network(self.net_history, 'net_history', resume_state, 'DCKD needs the history model')
