@@ -6,7 +6,9 @@ The runs use the SwinIR x4 DCKD options (options/train/swinir/dckd_swinir_x4.yml
 the cost options) with the shrunk networks of benchmarks/dckd_step.py's cpu preset (compiling the
 frozen networks takes seconds, not minutes), random teacher and VQGAN weights, the demo's
 photographs (LMDB, 2 data workers) and validation on its held-out images, whose sizes are not
-whole windows. `--dry-run` runs the same steps on the CPU (gloo instead of NCCL).
+whole windows. `--dry-run` runs the same steps on the CPU (gloo instead of NCCL), with networks of
+fewer distinct layers (DRY_RUN_NETWORKS): on a CPU, compiling costs a C++ compiler run per distinct
+kernel, minutes for the cpu preset's.
 
     python benchmarks/gpu_check.py --out $OUT/train          # on a GPU
     python benchmarks/gpu_check.py --dry-run --out /tmp/check
@@ -29,10 +31,14 @@ from dckd_step import PRESETS  # noqa: E402
 
 BASE_OPTIONS = os.path.join(PROJECT_ROOT, 'options', 'train', 'swinir', 'dckd_swinir_x4.yml')
 ITERATIONS = 4
+# the dry run's: one Swin block a stage and a two-level VQGAN (its level weights given to match)
+DRY_RUN_NETWORKS = dict(student=dict(PRESETS['cpu']['student'], depths=[1], num_heads=[2]),
+                        teacher=dict(PRESETS['cpu']['teacher'], depths=[1, 1], num_heads=[2, 2]),
+                        vqgan=dict(PRESETS['cpu']['vqgan'], ch_mult=[1, 2]), level_weights=[0.5, 1.0])
 
 
-def prepare(work):
-    """The demo's LMDBs, and random teacher and VQGAN checkpoints of the shrunk networks."""
+def prepare(work, networks):
+    """The demo's LMDBs, and a random teacher checkpoint of the shrunk networks."""
     from basicsr.archs import build_network
     from dckd.demo.data import prepare_demo_data
     import dckd_models  # noqa: F401  (registers dckd's archs in BasicSR's registry)
@@ -40,18 +46,20 @@ def prepare(work):
     prepare_demo_data(os.path.join(work, 'data'), logging.getLogger('gpu_check'))
     torch.manual_seed(0)
     teacher = os.path.join(work, 'teacher.pth')
-    torch.save({'params': build_network(dict(PRESETS['cpu']['teacher'])).state_dict()}, teacher)
+    torch.save({'params': build_network(dict(networks['teacher'])).state_dict()}, teacher)
     return teacher
 
 
-def options(work, name, teacher, total_iter, **train):
-    """dckd_swinir_x4.yml with the shrunk networks, the demo data and `train` overrides."""
+def options(work, name, teacher, networks, total_iter, **train):
+    """dckd_swinir_x4.yml with the shrunk `networks`, the demo data and `train` overrides."""
     with open(BASE_OPTIONS) as f:
         opt = yaml.safe_load(f)
-    preset, data = PRESETS['cpu'], os.path.join(work, 'data')
+    data = os.path.join(work, 'data')
     top = {key: train.pop(key) for key in ('fused_attention', ) if key in train}
-    opt.update(name=name, network_g=dict(preset['student']), network_t=dict(preset['teacher']),
-               network_vqgan=dict(preset['vqgan']), **top)
+    opt.update(name=name, network_g=dict(networks['student']), network_t=dict(networks['teacher']),
+               network_vqgan=dict(networks['vqgan']), **top)
+    if 'level_weights' in networks:
+        opt['train']['contrastive_opt']['level_weights'] = networks['level_weights']
     opt['datasets'] = {
         'train': dict(opt['datasets']['train'], name='photographs', dataroot_gt=f'{data}/train_gt.lmdb',
                       dataroot_lq=f'{data}/train_lq_x4.lmdb', gt_size=64, batch_size_per_gpu=4, num_worker_per_gpu=2),
@@ -96,9 +104,9 @@ def max_difference(a, b):
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
 
 
-def run_checks(work, device_name, cuda):
+def run_checks(work, device_name, cuda, networks):
     """[(check, passed, seconds, note)]."""
-    teacher = prepare(work)
+    teacher = prepare(work, networks)
     results = []
 
     def check(name, function):
@@ -111,23 +119,23 @@ def run_checks(work, device_name, cuda):
         print(f'[{"PASS" if passed else "FAIL"}] {name} ({time.time() - start:.0f} s): {note[:300]}', flush=True)
 
     def float32():
-        _, log = train(work, options(work, 'float32', teacher, ITERATIONS))
+        _, log = train(work, options(work, 'float32', teacher, networks, ITERATIONS))
         return 'Validation held_out' in log, f'{ITERATIONS} iterations and a validation on {device_name}'
 
     def bfloat16():
-        _, log = train(work, options(work, 'bfloat16', teacher, ITERATIONS, precision='bfloat16',
-                                           fused_attention=True, compile_frozen=True))
+        _, log = train(work, options(work, 'bfloat16', teacher, networks, ITERATIONS, precision='bfloat16',
+                                     fused_attention=True, compile_frozen=True))
         return 'Validation held_out' in log, f'{ITERATIONS} iterations, precision bfloat16, fused attention, compiled'
 
     def resume():
-        train(work, options(work, 'resumed', teacher, ITERATIONS // 2))
-        train(work, options(work, 'resumed', teacher, ITERATIONS), '--auto_resume')
+        train(work, options(work, 'resumed', teacher, networks, ITERATIONS // 2))
+        train(work, options(work, 'resumed', teacher, networks, ITERATIONS), '--auto_resume')
         difference = max_difference(weights(work, 'float32', ITERATIONS), weights(work, 'resumed', ITERATIONS))
         return difference == 0, (f'{ITERATIONS // 2} + {ITERATIONS // 2} iterations against {ITERATIONS} straight: '
                                  f'student and EMA {"identical" if difference == 0 else f"differ by {difference:.3g}"}')
 
     def torchrun():
-        _, log = train(work, options(work, 'torchrun', teacher, 2), launcher='pytorch')
+        _, log = train(work, options(work, 'torchrun', teacher, networks, 2), launcher='pytorch')
         backend = 'NCCL' if cuda else 'gloo'
         return 'End of training' in log, f'torchrun --nproc_per_node=1 ... --launcher pytorch ({backend})'
 
@@ -153,7 +161,8 @@ def main(argv=None):
     if not cuda:
         os.environ['CUDA_VISIBLE_DEVICES'] = ''  # the children train on the CPU
     device_name = torch.cuda.get_device_name() if cuda else 'the CPU'
-    results = run_checks(os.path.abspath(args.out), device_name, cuda)
+    networks = PRESETS['cpu'] if cuda else DRY_RUN_NETWORKS
+    results = run_checks(os.path.abspath(args.out), device_name, cuda, networks)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
         json.dump([dict(zip(('check', 'passed', 'seconds', 'note'), r)) for r in results], f, indent=1)
     sys.exit(0 if all(passed for _, passed, _, _ in results) else 1)

@@ -55,3 +55,14 @@ TINY_VQGAN = dict(type='VQGANEncoder', ch=32, ch_mult=[1, 1, 2, 2, 4], num_res_b
 def edsr(num_feat, num_block, scale):
     return dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_block=num_block, upscale=scale,
                 res_scale=1, img_range=1., rgb_mean=[0.5, 0.5, 0.5])
+
+
+# ----- running side by side (pytest-xdist) --------------------------------------------------------
+if os.environ.get('PYTEST_XDIST_WORKER'):  # one core each: torch here, and every process a test starts
+    os.environ['OMP_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first, so that workers share them out instead of one worker ending on them."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)

@@ -23,7 +23,8 @@ def save_params(net_opt, path, seed=0):
     return str(path)
 
 
-def make_opt(tmp_path, student=None, teacher=None, terms=('kd', 'dcl', 'ce', 'lcr'), **train_overrides):
+def make_opt(tmp_path, student=None, teacher=None, terms=('kd', 'dcl', 'ce', 'lcr'), vqgan=TINY_VQGAN,
+             **train_overrides):
     student = student or edsr(8, 1, SCALE)
     teacher = teacher or edsr(16, 2, SCALE)
     train = {
@@ -46,11 +47,11 @@ def make_opt(tmp_path, student=None, teacher=None, terms=('kd', 'dcl', 'ce', 'lc
     opt = {
         'name': 'unit', 'model_type': 'DCKDModel', 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1,
         'num_gpu': 0, 'scale': SCALE, 'manual_seed': 0,
-        'network_g': student, 'network_t': teacher, 'network_vqgan': dict(TINY_VQGAN),
+        'network_g': student, 'network_t': teacher, 'network_vqgan': dict(vqgan),
         'datasets': {'train': dict(TRAIN_SET)},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None,
                  'pretrain_network_t': save_params(teacher, tmp_path / 'teacher.pth'),
-                 'pretrain_network_vqgan': save_params(TINY_VQGAN, tmp_path / 'vqgan.pth'),
+                 'pretrain_network_vqgan': save_params(vqgan, tmp_path / 'vqgan.pth'),
                  'models': str(tmp_path / 'models'), 'training_states': str(tmp_path / 'states')},
         'train': train,
         'logger': {'print_freq': 1, 'save_checkpoint_freq': 1000},

@@ -11,6 +11,7 @@ also with two gloo processes, each with its own pool.
 """
 import os
 import re
+import shutil
 
 import cv2
 import pytest
@@ -135,10 +136,24 @@ def test_a_dckd_gan_run_trains_on_degraded_photographs(workspace, vgg_file, tmp_
     assert 'Teacher check skipped: a real-world teacher (RealWorldKDModel)' in text
 
 
-def test_realworld_runs_resume_exactly(workspace, vgg_file, tmp_path):
+@pytest.fixture(scope='module')
+def straight_and_split(workspace, vgg_file, tmp_path_factory):
+    """A folder with 4 iterations straight ('straight') and the first 2 of the same run ('split'),
+    trained once for the tests that resume 'split' in copies of it."""
+    folder = tmp_path_factory.mktemp('straight_and_split')
+    run(vgg_file, folder, realworld_options(workspace, 'straight', total_iter=4))
+    run(vgg_file, folder, realworld_options(workspace, 'split', total_iter=2))
+    return folder
+
+
+def copy_of(folder, tmp_path):
+    shutil.copytree(folder, tmp_path, symlinks=True, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_realworld_runs_resume_exactly(workspace, vgg_file, straight_and_split, tmp_path):
     """2 + 2 iterations with the pool already swapping, from checkpoint 2, equal 4 straight."""
-    run(vgg_file, tmp_path, realworld_options(workspace, 'straight', total_iter=4))
-    run(vgg_file, tmp_path, realworld_options(workspace, 'split', total_iter=2))
+    copy_of(straight_and_split, tmp_path)
     run(vgg_file, tmp_path, realworld_options(workspace, 'split', total_iter=4), '--auto_resume')
 
     def load(name, file):
@@ -161,11 +176,10 @@ def test_realworld_runs_resume_exactly(workspace, vgg_file, tmp_path):
     assert straight[3] != straight[4]
 
 
-def test_a_resume_without_the_pool_differs(workspace, vgg_file, tmp_path):
+def test_a_resume_without_the_pool_differs(workspace, vgg_file, straight_and_split, tmp_path):
     """The pool matters to the check above: a resumed run whose state lost the pool degrades the
     same, but draws other pairs, and its losses differ from the straight run's."""
-    run(vgg_file, tmp_path, realworld_options(workspace, 'straight', total_iter=4))
-    run(vgg_file, tmp_path, realworld_options(workspace, 'split', total_iter=2))
+    copy_of(straight_and_split, tmp_path)
     state_path = tmp_path / 'experiments' / 'split' / 'training_states' / '2.state'
     state = torch.load(state_path, weights_only=True)
     del state['pair_pools']
