@@ -20,4 +20,4 @@ fi
 "$venv/bin/python" -c 'import basicsr; assert basicsr.__version__ == "1.3.4.9", basicsr.__version__'
 exec "$venv/bin/python" -m pytest tests/test_basicsr_versions.py tests/test_pipeline.py tests/test_teacher_check.py \
   tests/test_bad_inputs.py tests/test_evaluate.py "tests/test_resume.py::test_resumed_runs_equal_the_uninterrupted_one" \
-  -p no:cacheprovider "$@"
+  -p no:cacheprovider -n auto --dist worksteal "$@"

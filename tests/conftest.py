@@ -57,12 +57,19 @@ def edsr(num_feat, num_block, scale):
                 res_scale=1, img_range=1., rgb_mean=[0.5, 0.5, 0.5])
 
 
-# ----- running side by side (pytest-xdist) --------------------------------------------------------
+# ----- running side by side (pytest-xdist: scripts/test.sh runs `-n auto --dist worksteal`) --------
 if os.environ.get('PYTEST_XDIST_WORKER'):  # one core each: torch here, and every process a test starts
     os.environ['OMP_NUM_THREADS'] = '1'
     torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items):
-    """The slow tests first, so that workers share them out instead of one worker ending on them."""
-    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+    """The slow tests (a process, a training run or a compile each) dealt out to the head of both
+    halves of the run, the quick ones after them: worksteal hands each worker a half to start with
+    and moves tests from the end of the longer queue, so no worker is left alone with slow tests
+    at the end."""
+    slow = [item for item in items if item.get_closest_marker('slow')]
+    quick = [item for item in items if not item.get_closest_marker('slow')]
+    first, second = slow[0::2], slow[1::2]
+    split = max(0, len(items) // 2 - len(first))
+    items[:] = first + quick[:split] + second + quick[split:]

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(PROJECT_ROOT, 'benchmarks'))
 import dckd_step  # noqa: E402
 
 
+@pytest.mark.slow
 def test_benchmark_writes_one_row_per_variant_with_ratios_to_logits_kd(tmp_path):
     out = tmp_path / 'table.md'
     dckd_step.main(['--preset', 'cpu', '--device', 'cpu', '--iterations', '1', '--warmup', '0',

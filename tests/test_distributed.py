@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from in_process import dckd_train
 from test_pipeline import TRAIN, dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -62,8 +63,7 @@ def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, t
     ddp = subprocess.run(launcher + ['-opt', str(paths['ddp']), '--launcher', 'pytorch'], cwd=tmp_path,
                          capture_output=True, text=True, timeout=600, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = subprocess.run(TRAIN + ['-opt', str(paths['single'])], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600, env=env)
+    single = dckd_train(['-opt', paths['single']], tmp_path, threads=1)  # in this process, as the ranks: one thread
     assert single.returncode == 0, single.stderr[-3000:]
 
     log = next(f for f in os.listdir(tmp_path / 'experiments/ddp') if f.endswith('.log'))

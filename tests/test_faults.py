@@ -1,7 +1,8 @@
 """A run survives what clusters do to it, tried as users meet it: `dckd-train` in real processes on
 real images (random crops, flips and rotations, DCKD's terms, a SwinIR student with stochastic
 depth), stopped by a signal at a known iteration, its newest files torn, its disk full, one of
-its ranks killed.
+its ranks killed. (The uninterrupted runs they are compared with, and the run whose files are
+torn, train in the test's own process: tests/in_process.py.)
 
 - A stop signal ends the run after the iteration in progress, with a checkpoint of it and exit
   code 75; `--auto_resume` then trains what the uninterrupted run trains, bit for bit (one process,
@@ -26,6 +27,7 @@ import torch
 import yaml
 
 from dckd.interruption import EXIT_INTERRUPTED
+from in_process import dckd_train
 from test_distributed import free_port
 from test_pipeline import TRAIN, workspace  # noqa: F401  (fixture)
 from test_resume import assert_same_run, options, sub_images  # noqa: F401  (fixture)
@@ -47,8 +49,13 @@ def command(path, ranks, *extra):
 
 
 def finish(tmp_path, opt, ranks=1, *extra):
-    done = subprocess.run(command(write(tmp_path, opt), ranks, *extra), cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    """The run to its end: in this process when it is one rank that resumes nothing (the runs the
+    others are compared with, or that they tear), else in new processes."""
+    if ranks == 1 and '--auto_resume' not in extra:
+        done = dckd_train(['-opt', write(tmp_path, opt), *extra], tmp_path, threads=1)
+    else:
+        done = subprocess.run(command(write(tmp_path, opt), ranks, *extra), cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from in_process import dckd_train
 from test_distributed import free_port
 from test_pipeline import TRAIN, dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
 
@@ -52,8 +53,16 @@ def options(workspace, train_set, name, total_iter, workers, prefetch, ratio):  
 
 
 def train(tmp_path, opt, *extra, ranks=1):
+    """dckd-train on `opt` in `tmp_path`, on one thread a process. A run that resumes is a new
+    process (so it shares nothing in memory with the run it resumes), as are a run of several ranks
+    (torchrun) and one with BasicSR's CPU prefetcher (tests/in_process.py says why); the others run
+    in this process."""
     path = tmp_path / f'{opt["name"]}_{opt["train"]["total_iter"]}.yml'
     path.write_text(yaml.safe_dump(opt))
+    if ranks == 1 and '--auto_resume' not in extra and opt['datasets']['train'].get('prefetch_mode') != 'cpu':
+        result = dckd_train(['-opt', path, *extra], tmp_path, threads=1)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
     if ranks == 1:
         command = TRAIN + ['-opt', str(path), *extra]
     else:

@@ -11,6 +11,7 @@ import yaml
 from dckd.lmdb_writer import write_image_lmdb
 from dckd.paired_data import paired_subimages
 from conftest import PROJECT_ROOT, benchmark_images, reference_layout
+from in_process import dckd_train
 from test_pipeline import SCALE, dckd_options, workspace, write_options  # noqa: F401  (workspace: a fixture)
 
 pytestmark = pytest.mark.slow
@@ -57,8 +58,7 @@ def test_check_validates_the_shipped_swinir_run_and_prints_what_would_run(tmp_pa
         opt['datasets'][phase].update(dataroot_gt=gt_dir, dataroot_lq=lq_dir)
     options_file = tmp_path / 'dckd_swinir_x4.yml'
     options_file.write_text(yaml.safe_dump(opt))
-    result = subprocess.run(TRAIN + ['--check', '-opt', str(options_file)], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=600)
+    result = dckd_train(['--check', '-opt', options_file], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0] == f'{options_file}: OK'

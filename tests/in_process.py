@@ -1,0 +1,101 @@
+"""`dckd-train` run inside the test's own process, for runs whose process boundary a test does not
+check: it saves the 4 s in which a new interpreter imports torch, torchvision and BasicSR.
+
+Each run starts as a new process would: in its own working directory, with BasicSR's logger set up
+anew (BasicSR sets it up once a process, so a second run would write no log file) and dckd's pipeline
+installed anew into basicsr.train (its wrappers hold one run's state). Afterwards the run's objects
+are collected (its data loader workers end and its LMDB environments close, as when a process
+ends), and the directory, sys.argv, the signal handlers, torch's thread count, the logger and
+basicsr.train are as they were.
+What it printed comes back as a CompletedProcess, as from subprocess.run(..., text=True).
+
+Runs whose process is the point (exit codes after signals, torchrun, the message a shell shows, a
+resumed run that must not share memory with the run it resumes) stay new processes, as do runs with
+BasicSR's CPU prefetcher: it leaves a thread holding a data loader and its workers behind at every
+epoch, which only the end of a process takes away (a run that leaves processes behind fails here).
+"""
+import contextlib
+import gc
+import io
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import traceback
+
+import torch
+
+import basicsr.train
+import basicsr.utils.logger
+import basicsr.utils.options
+import dckd.train
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+def dckd_train(args, cwd, threads=1):
+    """`dckd-train ARGS` in `cwd` on `threads` torch threads (a new process gets OMP_NUM_THREADS's)."""
+    args = [str(arg) for arg in args]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    children = set(multiprocessing.active_children())
+    with _as_a_new_process(cwd, threads), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = _exit_code(args)
+    left = set(multiprocessing.active_children()) - children
+    assert not left, f'dckd-train {" ".join(args)} left {len(left)} processes behind: run it in a new process'
+    return subprocess.CompletedProcess(['dckd-train', *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def _exit_code(args):
+    """dckd.train.main's exit code, printing what the interpreter would print on leaving."""
+    try:
+        dckd.train.main(args)
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
+    except Exception:  # noqa: BLE001  (a new process would print it and exit with 1)
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _as_a_new_process(cwd, threads):
+    namespace = vars(basicsr.train)
+    if id(namespace) in dckd.train.PIPELINES:
+        raise RuntimeError('dckd-train was run in this process before, outside tests/in_process.py: its pipeline '
+                           'in basicsr.train holds that run\'s state')
+    saved_namespace, saved_init_dist = dict(namespace), basicsr.utils.options.init_dist
+    saved = os.getcwd(), sys.argv, {s: signal.getsignal(s) for s in STOP_SIGNALS}, torch.get_num_threads()
+    _reset_basicsr_logger()
+    os.chdir(cwd)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        gc.collect()  # the run's objects go, as with its process: data loader workers end, LMDBs close
+        _reset_basicsr_logger()
+        for key in set(namespace) - set(saved_namespace):
+            del namespace[key]
+        namespace.update(saved_namespace)
+        basicsr.utils.options.init_dist = saved_init_dist
+        dckd.train.PIPELINES.discard(id(namespace))
+        cwd, sys.argv, handlers, threads = saved
+        os.chdir(cwd)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+        torch.set_num_threads(threads)
+
+
+def _reset_basicsr_logger():
+    """As before BasicSR's first get_root_logger: no handlers (the log file closed), not set up."""
+    logger = logging.getLogger('basicsr')
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    basicsr.utils.logger.initialized_logger.pop('basicsr', None)
