@@ -1,5 +1,6 @@
 """Shared test helpers: reference material beside the project, tiny networks and options."""
 import ast
+import itertools
 import os
 
 import pytest
@@ -64,12 +65,15 @@ if os.environ.get('PYTEST_XDIST_WORKER'):  # one core each: torch here, and ever
 
 
 def pytest_collection_modifyitems(items):
-    """The slow tests (a process, a training run or a compile each) dealt out to the head of both
-    halves of the run, the quick ones after them: worksteal hands each worker a half to start with
-    and moves tests from the end of the longer queue, so no worker is left alone with slow tests
-    at the end."""
-    slow = [item for item in items if item.get_closest_marker('slow')]
-    quick = [item for item in items if not item.get_closest_marker('slow')]
-    first, second = slow[0::2], slow[1::2]
-    split = max(0, len(items) // 2 - len(first))
-    items[:] = first + quick[:split] + second + quick[split:]
+    """The slow tests (a process, a training run or a compile each) at the head of both halves of
+    the run, the quick ones after them: worksteal hands each worker a half to start with and moves
+    tests from the end of the longer queue, so no worker is left alone with slow tests at the end.
+    A module's slow tests stay in one half, so that its fixtures are made by one worker."""
+    halves, quick = ([], []), []
+    for _, tests in itertools.groupby(items, key=lambda item: item.path):
+        tests = list(tests)
+        slow = [item for item in tests if item.get_closest_marker('slow')]
+        min(halves, key=len).extend(slow)
+        quick += [item for item in tests if not item.get_closest_marker('slow')]
+    split = max(0, len(items) // 2 - len(halves[0]))
+    items[:] = halves[0] + quick[:split] + halves[1] + quick[split:]

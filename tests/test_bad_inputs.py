@@ -24,8 +24,6 @@ from dckd.train import main as dckd_train
 from conftest import PROJECT_ROOT, edsr
 from test_pipeline import SCALE, dckd_options, make_workspace, paired_lmdbs, write_options
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
@@ -360,6 +358,7 @@ def test_options_files_that_are_missing_moved_or_not_yaml(tmp_path, monkeypatch)
     assert 'is not valid YAML' in run_dckd_train(broken, [], tmp_path, monkeypatch)
 
 
+@pytest.mark.slow
 def test_the_command_line_shows_the_message_without_a_traceback(workspace, tmp_path):
     """The same as a user sees it: stderr holds the message alone, the exit status is not 0."""
     opt = valid_options(workspace)
@@ -373,6 +372,7 @@ def test_the_command_line_shows_the_message_without_a_traceback(workspace, tmp_p
     assert not (tmp_path / 'experiments').exists()
 
 
+@pytest.mark.slow
 def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_checkpoint(workspace, tmp_path):
     """A learning rate far too large makes the student's outputs overflow after a few steps. Training
     must stop at the first non-finite loss, name the iteration and the term, and leave every
