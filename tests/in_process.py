@@ -64,6 +64,7 @@ def _exit_code(args):
 
 @contextlib.contextmanager
 def _as_a_new_process(cwd, threads):
+    """What a run sees and changes, set up as in a new process, and put back afterwards."""
     namespace = vars(basicsr.train)
     if id(namespace) in dckd.train.PIPELINES:
         raise RuntimeError('dckd-train was run in this process before, outside tests/in_process.py: its pipeline '
