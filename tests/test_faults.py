@@ -27,10 +27,9 @@ import torch
 import yaml
 
 from dckd.interruption import EXIT_INTERRUPTED
-from in_process import dckd_train
 from test_distributed import free_port
 from test_pipeline import TRAIN, workspace  # noqa: F401  (fixture)
-from test_resume import assert_same_run, options, sub_images  # noqa: F401  (fixture)
+from test_resume import assert_same_run, options, sub_images, train  # noqa: F401  (fixture)
 
 TOTAL = 9  # 12 pairs / batch 2: 6 batches an epoch, so a resumed run crosses into the next one
 
@@ -49,15 +48,9 @@ def command(path, ranks, *extra):
 
 
 def finish(tmp_path, opt, ranks=1, *extra):
-    """The run to its end: in this process when it is one rank that resumes nothing (the runs the
-    others are compared with, or that they tear), else in new processes."""
-    if ranks == 1 and '--auto_resume' not in extra:
-        done = dckd_train(['-opt', write(tmp_path, opt), *extra], tmp_path, threads=1)
-    else:
-        done = subprocess.run(command(write(tmp_path, opt), ranks, *extra), cwd=tmp_path, capture_output=True,
-                              text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    """The run to its end, as test_resume trains: in this process when it is one rank that resumes
+    nothing (the runs the others are compared with, or that they tear), else in new processes."""
+    return train(tmp_path, opt, *extra, ranks=ranks)
 
 
 def start(tmp_path, opt, ranks=1, *extra):

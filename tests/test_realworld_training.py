@@ -148,7 +148,6 @@ def straight_and_split(workspace, vgg_file, tmp_path_factory):
 
 def copy_of(folder, tmp_path):
     shutil.copytree(folder, tmp_path, symlinks=True, dirs_exist_ok=True)
-    return tmp_path
 
 
 def test_realworld_runs_resume_exactly(workspace, vgg_file, straight_and_split, tmp_path):
