@@ -3,8 +3,8 @@
 Rows: scratch (L1), Logits KD, FAKD, DUKD, DCKD, DCKD + LCR and DCKD* in float32 and in bfloat16 mode
 (`train.precision`), DCKD through the straightforward reference path (float32), and with
 `--ablations` DCKD with each cost option changed from its default. Ratios are to Logits KD of
-the same precision. Each row runs in a fresh process, so one row's allocations cannot inflate
-another's peak. Peak memory is that of live tensors over the timed iterations (see PeakMemory).
+the same precision. Each row runs in a fresh process (forked, benchmarks/forked.py), so one row's
+allocations cannot inflate another's peak. Peak memory is that of live tensors over the timed iterations (see PeakMemory).
 
 `--fit-memory 24` (CUDA) also finds, per row, the largest batch that runs under a 24 GiB cap.
 Presets: `spec` is the SwinIR x4 pair of the spec (batch 16, LR 48x48, N = 5, published VQGAN
@@ -15,11 +15,10 @@ Networks have random weights.
     python benchmarks/dckd_step.py --preset spec --ablations --fit-memory 24 --out benchmarks/h100.md
 """
 import argparse
-import json
+import ctypes
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,9 @@ import torch
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dckd_models  # noqa: E402,F401  (registers dckd's archs, losses and models in BasicSR's registries)
+import forked  # noqa: E402
 
 SWINIR = dict(type='SwinIR', upscale=4, in_chans=3, img_size=48, window_size=8, img_range=1., mlp_ratio=2,
               upsampler='pixelshuffle', resi_connection='1conv')
@@ -133,9 +134,10 @@ class PeakMemory:
     CUDA: the allocator's own counter. CPU: the tensors that persist between iterations (weights,
     gradients, optimizer and EMA state: summed exactly) plus the kernel's peak resident set
     (VmHWM, reset through /proc/self/clear_refs) above the resident set at the start, taken after
-    the warm-up iterations so code pages and thread pools are already in. Children run with glibc
-    returning every block of 64 KiB or more to the kernel on free (MALLOC_ENV), so the resident
-    set follows the live tensors (that child's times are not used).
+    the warm-up iterations so code pages and thread pools are already in. On CPU the peak is
+    measured in a process of its own in which glibc returns every block of 64 KiB or more to the
+    kernel on free (return_freed_memory), so the resident set follows the live tensors (that
+    process's times are not used).
     """
 
     def __init__(self, device):
@@ -161,7 +163,15 @@ class PeakMemory:
             return int(re.search(rf'{field}:\s+(\d+) kB', f.read()).group(1)) * 1024
 
 
-MALLOC_ENV = {'MALLOC_MMAP_THRESHOLD_': '65536', 'MALLOC_TRIM_THRESHOLD_': '0'}
+def return_freed_memory():
+    """What MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0 in its environment do to a process
+    (glibc), for this running one: blocks of 64 KiB or more are mapped on their own and unmapped on
+    free, the heap's free top is trimmed on every free, and what is free now is given back."""
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    if not (libc.mallopt(m_mmap_threshold, 65536) and libc.mallopt(m_trim_threshold, 0)):
+        raise RuntimeError('mallopt refused the thresholds: peak memory on CPU needs glibc')
+    libc.malloc_trim(0)
 
 
 def persistent_bytes(model):
@@ -292,25 +302,17 @@ def measure_row(args, spec, folder):
 
 
 def measure_in_children(args, spec, folder):
-    """One row. On CPU the peak comes from a second child with MALLOC_ENV, which slows allocation
-    down too much to time with."""
-    result = run_in_child(args, spec, folder, env=os.environ)
+    """One row, in a fresh process. On CPU the peak comes from a second one that gives freed memory
+    back (return_freed_memory), which slows allocation down too much to time with."""
+    result = forked.call(measure_row, args, spec, folder)
     if args.device == 'cpu':
-        result['peak_mib'] = run_in_child(args, spec, folder, env={**os.environ, **MALLOC_ENV})['peak_mib']
+        result['peak_mib'] = forked.call(measure_peak_returning_freed_memory, args, spec, folder)
     return result
 
 
-def run_in_child(args, spec, folder, env):
-    settings = ['--preset', args.preset, '--device', args.device, '--iterations', str(args.iterations),
-                '--warmup', str(args.warmup)]
-    settings += ['--batch', str(args.batch)] if args.batch else []
-    settings += ['--fit-memory', str(args.fit_memory)] if args.fit_memory else []
-    settings += ['--fit-rows', *args.fit_rows] if args.fit_rows else []
-    command = [sys.executable, os.path.abspath(__file__), *settings, '--child', json.dumps(spec), '--folder', folder]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f'benchmark row {spec} failed:\n{done.stderr[-3000:]}')
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure_peak_returning_freed_memory(args, spec, folder):
+    return_freed_memory()
+    return measure_row(args, spec, folder)['peak_mib']
 
 
 def markdown(rows, results, args):
@@ -341,7 +343,7 @@ def profiled_stages(args, rows, results, folder):
         unit = results[[n for n, _ in rows].index(f'Logits KD, {spec["precision"]}')]
         ratios = result['ms'] / unit['ms'], result['peak_mib'] / unit['peak_mib']
         if 'DCKD' in spec['base'] and max(ratios) > args.profile_above:
-            stages = run_in_child(args, dict(spec, profile=True), folder, env=os.environ)['profile']
+            stages = forked.call(measure_row, args, dict(spec, profile=True), folder)['profile']
             text += (f'\n### {name}: {ratios[0]:.2f}x Logits KD in time, {ratios[1]:.2f}x in memory; stages '
                      f'(torch.profiler)\n\n{stages}')
     return text
@@ -365,8 +367,6 @@ def parse_args(argv):
                         help='a torch.profiler table by stage for every DCKD row above RATIO x Logits KD in time or '
                              'memory')
     parser.add_argument('--out', help='also write the table to this Markdown file (never overwritten)')
-    parser.add_argument('--child', help=argparse.SUPPRESS)
-    parser.add_argument('--folder', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out and os.path.exists(args.out):
         parser.error(f'--out {args.out} exists; choose another file')
@@ -381,9 +381,6 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.child:
-        print(json.dumps(measure_row(args, json.loads(args.child), args.folder)))
-        return
     rows, results = rows_to_run(args.precisions, args.ablations, args.rows), {}
     with tempfile.TemporaryDirectory() as folder:
         write_checkpoints(PRESETS[args.preset], folder)

@@ -27,9 +27,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
+
+import forked  # benchmarks/ (this script's folder)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # where BSD68, Set5 and Set14 are looked for: ../shared beside the checkout, or a copy of it carried
@@ -138,34 +139,31 @@ def write_options(work, opt):
 
 # ----- runs -----------------------------------------------------------------------------------------------
 
-def start_training(work, option_file, threads):
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED='1')
-    log = open(os.path.join(work, 'logs', os.path.basename(option_file)[:-4] + '.log'), 'w')
-    child = subprocess.Popen([sys.executable, '-m', 'dckd.train', '-opt', option_file], cwd=work, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
-    return child, log
+def log_file(work, name):
+    return os.path.join(work, 'logs', f'{name}.log')
 
 
 def train_all(work, option_files, jobs):
-    """Train every options file, `jobs` at a time; {file: seconds}. A failed run stops the study,
-    naming its log."""
+    """Train every options file through dckd-train, each in a fresh process (benchmarks/forked.py),
+    `jobs` at a time; {file: seconds}. A failed run stops the study, naming its log."""
     os.makedirs(os.path.join(work, 'logs'), exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running, seconds = list(option_files), {}, {}
     while pending or running:
         while pending and len(running) < jobs:
             option_file = pending.pop(0)
-            running[option_file] = (*start_training(work, option_file, threads), time.time())
+            log = log_file(work, os.path.basename(option_file)[:-4])
+            running[option_file] = (forked.start(forked.command, 'dckd.train', ['-opt', option_file], work, log,
+                                                 threads), log, time.time())
         time.sleep(0.2)
         for option_file, (child, log, start) in list(running.items()):
-            if child.poll() is None:
+            if child.exitcode is None:
                 continue
-            log.close()
             del running[option_file]
-            if child.returncode:
+            if child.exitcode:
                 for other, *_ in running.values():
                     other.kill()
-                raise SystemExit(f'training with {option_file} failed; see {log.name}')
+                raise SystemExit(f'training with {option_file} failed; see {log}')
             seconds[option_file] = time.time() - start
             print(f'trained {os.path.basename(option_file)[:-4]} in {seconds[option_file]:.0f} s', flush=True)
     return seconds
@@ -174,14 +172,12 @@ def train_all(work, option_files, jobs):
 def evaluate(work, models, data, out):
     """dckd-evaluate over `models` ({name: (options file, checkpoint)}) and bicubic on the test sets;
     {name: {set: (psnr, ssim)}}."""
-    command = [sys.executable, '-m', 'dckd.evaluate.cli', '--scale', str(SCALE), '--out', os.path.join(out, 'evaluation'),
-               '--model', 'bicubic']
+    argv = ['--scale', str(SCALE), '--out', os.path.join(out, 'evaluation'), '--model', 'bicubic']
     for name, (option_file, checkpoint) in models.items():
-        command += ['--model', f'{name}={option_file}:{checkpoint}']
+        argv += ['--model', f'{name}={option_file}:{checkpoint}']
     for name in TEST_SETS:
-        command += ['--benchmark', f'{name}={os.path.join(data, name, "GTmod12")},'
-                                   f'{os.path.join(data, name, f"LRbicx{SCALE}")}']
-    subprocess.run(command, check=True, cwd=work, stdout=subprocess.DEVNULL)
+        argv += ['--benchmark', f'{name}={os.path.join(data, name, "GTmod12")},{os.path.join(data, name, f"LRbicx{SCALE}")}']
+    forked.call(forked.command, 'dckd.evaluate.cli', argv, work, log_file(work, 'evaluate'))
     with open(os.path.join(out, 'evaluation.csv')) as f:
         rows = list(csv.DictReader(f))
     return {row['model']: {s: (float(row[f'{s}_psnr']), float(row[f'{s}_ssim'])) for s in TEST_SETS} for row in rows}
@@ -189,8 +185,8 @@ def evaluate(work, models, data, out):
 
 def draw_curves(work, names, out):
     experiments = [os.path.join(work, 'experiments', name) for name in names]
-    subprocess.run([sys.executable, '-m', 'dckd.figures.curves', *experiments, '--dataset', 'Set5',
-                    '--out', os.path.join(out, 'curves.png')], check=True, stdout=subprocess.DEVNULL)
+    forked.call(forked.command, 'dckd.figures.curves', [*experiments, '--dataset', 'Set5', '--out',
+                                                       os.path.join(out, 'curves.png')], work, log_file(work, 'curves'))
 
 
 # ----- the table ------------------------------------------------------------------------------------------

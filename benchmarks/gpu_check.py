@@ -27,6 +27,7 @@ import yaml
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT_ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import forked  # noqa: E402
 from dckd_step import PRESETS  # noqa: E402
 
 BASE_OPTIONS = os.path.join(PROJECT_ROOT, 'options', 'train', 'swinir', 'dckd_swinir_x4.yml')
@@ -78,19 +79,28 @@ def options(work, name, teacher, networks, total_iter, **train):
 
 
 def train(work, option_file, *extra, launcher=None):
-    """One dckd-train run in `work`; (seconds, log tail)."""
+    """One dckd-train run in `work`, in a fresh process (torchrun's, with `launcher`); (seconds, output)."""
+    argv = ['-opt', option_file, *extra]
+    log = os.path.join(work, f'{os.path.basename(option_file)[:-4]}{"_" + launcher if launcher else ""}'
+                             f'{"_auto_resume" if extra else ""}.log')
+    start = time.time()
     if launcher:
         command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=1', '--master_port=29533',
-                   os.path.join(PROJECT_ROOT, 'train.py'), '-opt', option_file, '--launcher', launcher, *extra]
+                   os.path.join(PROJECT_ROOT, 'train.py'), *argv, '--launcher', launcher]
+        with open(log, 'w') as f:
+            exit_code = subprocess.run(command, cwd=work, stdout=f, stderr=subprocess.STDOUT, env=dict(
+                os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get('PYTHONPATH')])))
+                                       ).returncode
     else:
-        command = [sys.executable, '-m', 'dckd.train', '-opt', option_file, *extra]
-    start = time.time()
-    done = subprocess.run(command, cwd=work, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PROJECT_ROOT, os.environ.get(
-                              'PYTHONPATH')]))))
-    if done.returncode:
-        raise RuntimeError(f'{" ".join(command)} failed:\n{(done.stdout + done.stderr)[-3000:]}')
-    return time.time() - start, done.stdout + done.stderr
+        command = ['dckd-train', *argv]
+        process = forked.start(forked.command, 'dckd.train', argv, work, log)
+        process.join()
+        exit_code = process.exitcode
+    with open(log) as f:
+        output = f.read()
+    if exit_code:
+        raise RuntimeError(f'{" ".join(command)} failed (exit code {exit_code}):\n{output[-3000:]}')
+    return time.time() - start, output
 
 
 def weights(work, name, iteration):
