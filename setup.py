@@ -14,7 +14,9 @@ setup(
     packages=find_packages(include=['dckd', 'dckd.*', 'dckd_arch', 'dckd_data', 'dckd_losses', 'dckd_models', 'dckd_models.*',
                                     'dckd_utils']),
     install_requires=['basicsr>=1.3.4.9,<=1.4.2', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
-    extras_require={'export': ['onnx', 'onnxscript', 'onnxruntime']},  # dckd-export to ONNX, and its check
+    extras_require={'export': ['onnx', 'onnxscript', 'onnxruntime'],  # dckd-export to ONNX, and its check
+                    'quantize': ['torchao==0.18.0', 'onnx', 'onnxscript', 'onnxruntime'],  # dckd-quantize x86, onnx
+                    'executorch': ['executorch']},  # dckd-quantize xnnpack
     entry_points={
         'console_scripts': [
             'dckd-train=dckd.train:main',
@@ -29,6 +31,7 @@ setup(
             'dckd-profile=dckd.profile:main',
             'dckd-restore=dckd.restore:main',
             'dckd-export=dckd.export:main',
+            'dckd-quantize=dckd.quantize:main',
             'dckd-compare=dckd.figures.comparison:main',
             'dckd-curves=dckd.figures.curves:main',
         ],

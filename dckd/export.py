@@ -16,33 +16,12 @@ import importlib.util
 import os
 
 import torch
-from torch.nn import functional as F
 
 import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
 from dckd.evaluate.models import model_at_its_scale
+from dckd_arch.padding import MAX_SIDE, MIN_SIDE, Deployable, example_input
 
 TOLERANCE = 1e-4
-MIN_SIDE, MAX_SIDE = 16, 8192  # input sides the exported graph accepts
-
-
-class Deployable(torch.nn.Module):
-    """`net` for any input size: reflect-padded to whole windows (SwinIR) and cropped back."""
-
-    def __init__(self, net, window, scale):
-        super().__init__()
-        self.net, self.window, self.scale = net, window, scale
-
-    def forward(self, images):
-        height, width = images.shape[-2:]
-        if self.window:  # padded unconditionally: a shape test here would be fixed at export
-            images = F.pad(images, (0, (-width) % self.window, 0, (-height) % self.window), mode='reflect')
-        return self.net(images)[..., :height * self.scale, :width * self.scale]
-
-
-def example_input(window, device='cpu'):
-    """Sides that are no multiple of the window, so the export keeps the padding general."""
-    side = max(3 * (window or 8), MIN_SIDE) + 3
-    return torch.rand(1, 3, side, side - 2, device=device)
 
 
 def export(deployable, path, kind):

@@ -1,0 +1,182 @@
+"""8-bit networks: the quantizers of the deployment targets, a network's quantized graph, and the
+INT8 artifact that holds it.
+
+Backends:
+  x86      torchao's PT2E with X86InductorQuantizer: int8 weights per output channel, uint8
+           activations per tensor; run through torch.compile with frozen weights, which lowers
+           the graph to oneDNN's int8 kernels (VNNI, AMX).
+  xnnpack  ExecuTorch's XNNPACKQuantizer (ARM CPUs, phones): int8, weights per channel or per
+           tensor; needs the executorch package.
+  onnx     onnxruntime's static quantization of the ONNX export, QDQ (dckd/quantize.py).
+
+The graph is captured with torch.export (any height and width), prepared by the backend's
+quantizer (observers on weights and activations), calibrated by running it, and converted.
+
+An artifact of the PT2E backends is a .pth read weights-only, as any checkpoint: no graph and no
+pickled code, only the network's options, the backend's settings and the state of the calibrated
+graph (its weights and every observer's range). Loading builds the network, captures and
+prepares it the same way and loads that state, so the converted graph is the calibrated one, bit
+for bit; a different torch or torchao that captures another graph is named, not guessed at.
+"""
+import importlib.util
+
+import torch
+
+from basicsr.archs import build_network
+from dckd_utils.checkpoint import load_checkpoint
+from .padding import Deployable, example_input
+
+INSTALL = {  # the package each backend needs, and its install line
+    'x86': ('torchao', 'pip install torchao==0.18.0  (or: pip install dckd[quantize])'),
+    'xnnpack': ('executorch', 'pip install executorch  (ExecuTorch; it brings a matching torchao)'),
+    'onnx': ('onnxruntime', 'pip install onnx onnxscript onnxruntime  (or: pip install dckd[export])'),
+}
+BACKENDS = tuple(INSTALL)
+PT2E_BACKENDS = ('x86', 'xnnpack')
+ARTIFACT_FORMAT = 1  # the artifact's 'dckd_int8' entry
+
+
+class QuantizationError(RuntimeError):
+    """A backend that cannot be used here, a network it cannot quantize, an artifact that cannot be
+    read: the message names the option, module or file and what to do."""
+
+
+def require(backend):
+    """Stop with the install line when `backend`'s package is missing."""
+    if backend not in INSTALL:
+        raise QuantizationError(f'backend {backend!r}: choose one of {", ".join(BACKENDS)}')
+    package, line = INSTALL[backend]
+    if importlib.util.find_spec(package) is None:
+        raise QuantizationError(f'backend {backend} needs the {package} package, which is not installed: {line}')
+
+
+def quantizer(backend, per_channel=True, qat=False):
+    """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor;
+    fake-quantization modules instead of observers with `qat`."""
+    require(backend)
+    if backend == 'x86':
+        if not per_channel:
+            raise QuantizationError('backend x86 quantizes weights per output channel only (oneDNN\'s int8 '
+                                    'convolutions); per-tensor weights: backend xnnpack or onnx')
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
+    if backend == 'xnnpack':
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                             get_symmetric_quantization_config)
+        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
+    raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
+
+
+def capture(module, window):
+    """`module` as an ATen graph for inputs of any height and width (torch.export). An operation the
+    exporter cannot trace is named with the module that holds it."""
+    sides = {'images': {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}}
+    try:
+        return torch.export.export(module, (example_input(window), ), dynamic_shapes=sides).module()
+    except Exception as error:  # noqa: BLE001  (torch.export raises many kinds; each is reported the same way)
+        raise QuantizationError(f'the network cannot be captured as one graph for quantization (torch.export): '
+                                f'{type(error).__name__}: {str(error)[:1500]}') from error
+
+
+def recipe(network_opt, scale, backend, per_channel=True):
+    """What decides the quantized graph: the network's options (its window size among them), its
+    scale, the backend and the weights' granularity."""
+    return {'network_g': dict(network_opt), 'window': network_opt.get('window_size'), 'scale': scale,
+            'backend': backend, 'per_channel': per_channel}
+
+
+def prepare(net, made, qat=False):
+    """`net` (eval mode) captured for any input size and prepared by the backend of the recipe
+    `made`: a graph module whose observers (or fake quantizers, `qat`) learn the ranges as it runs."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+
+    graph = capture(Deployable(net, made['window'], made['scale']).eval(), made['window'])
+    return (prepare_qat_pt2e if qat else prepare_pt2e)(graph, quantizer(made['backend'], made['per_channel'], qat))
+
+
+def convert(prepared):
+    """The calibrated graph with its observers replaced by quantize and dequantize operations (the
+    integer weights folded in): runs as the reference INT8 graph; `Compiled` gives the fast one."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    return convert_pt2e(prepared)
+
+
+class OnnxInt8:
+    """A QDQ ONNX artifact of dckd-quantize run by onnxruntime on the CPU; its scale and parameter
+    count come from the file's metadata."""
+
+    def __init__(self, path):
+        require('onnx')
+        import onnxruntime
+
+        try:
+            self.session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+        except Exception as error:  # noqa: BLE001  (onnxruntime's errors have no common type)
+            raise QuantizationError(f'{path}: not a readable ONNX model (damaged or truncated?): {error}') from error
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if 'dckd_scale' not in metadata:
+            raise QuantizationError(f'{path} is not an INT8 artifact of dckd-quantize (its metadata has no dckd_scale)')
+        self.scale, self.parameters = int(metadata['dckd_scale']), int(metadata['dckd_parameters'])
+
+    def __call__(self, images):
+        return torch.from_numpy(self.session.run(None, {'lq': images.contiguous().numpy()})[0])
+
+
+class Compiled:
+    """The converted x86 graph lowered by inductor to int8 kernels, its weights frozen as constants
+    (inductor's `freezing`, set around every call: a new input size compiles again)."""
+
+    def __init__(self, converted):
+        import torch._inductor.config
+
+        self.graph, self.config = torch.compile(converted), torch._inductor.config
+
+    def __call__(self, images):
+        with self.config.patch(freezing=True):
+            return self.graph(images)
+
+
+def versions():
+    import torchao
+
+    return {'torch': str(torch.__version__), 'torchao': str(torchao.__version__)}
+
+
+def artifact(made, prepared, parameters):
+    """What an INT8 artifact holds (see the module doc): the recipe `made`, the calibrated graph's
+    state, the network's parameter count; torch.save it, read it with read_artifact."""
+    return {'dckd_int8': ARTIFACT_FORMAT, **made, 'parameters': parameters, 'versions': versions(),
+            'state': {key: value.detach().clone() for key, value in prepared.state_dict().items()}}
+
+
+def read_artifact(path):
+    """An INT8 artifact, read weights-only; one message for a damaged file or another kind of file."""
+    try:
+        content = load_checkpoint(path, 'INT8 artifact')
+    except FileNotFoundError:
+        raise
+    except RuntimeError as error:
+        raise QuantizationError(f'{path}: not a readable INT8 artifact (damaged or truncated?): {error}') from error
+    if not isinstance(content, dict) or content.get('dckd_int8') != ARTIFACT_FORMAT:
+        raise QuantizationError(f'{path} is not an INT8 artifact of dckd-quantize (a checkpoint? give it as '
+                                'OPTIONS.yml:CHECKPOINT)')
+    return content
+
+
+def load_artifact(path):
+    """(converted graph, artifact) of an INT8 artifact: the network rebuilt and prepared as it was
+    calibrated, its state loaded, converted. Run `Compiled(graph)` for x86's int8 kernels."""
+    content = read_artifact(path)
+    require(content['backend'])
+    net = build_network(dict(content['network_g'])).eval()
+    prepared = prepare(net, {key: content[key] for key in ('network_g', 'window', 'scale', 'backend', 'per_channel')})
+    missing, unexpected = prepared.load_state_dict(content['state'], strict=False)
+    if missing or unexpected:
+        made, here = content['versions'], versions()
+        raise QuantizationError(
+            f'{path}: its calibrated graph does not match the one captured here ({len(missing)} entries missing, '
+            f'{len(unexpected)} unexpected, e.g. {(missing or unexpected)[0]}); it was made with torch {made["torch"]}, '
+            f'torchao {made["torchao"]}, this is torch {here["torch"]}, torchao {here["torchao"]}: quantize again here')
+    return convert(prepared), content
