@@ -238,3 +238,27 @@ def test_an_artifact_holds_no_code_and_loads_weights_only(run, tmp_path):
     assert content['network_g'] == STUDENT and content['backend'] == 'x86' and content['parameters'] == 7
     observers = [key for key in content['state'] if key.endswith('.min_val')]
     assert observers and all(torch.isfinite(content['state'][key]).all() for key in observers)  # calibrated ranges
+
+
+# ----- xnnpack (ExecuTorch's quantizer; executorch is an optional extra) ------------------------------
+
+@pytest.mark.slow
+def test_xnnpack_quantizes_weights_per_channel_or_per_tensor(run, tmp_path):
+    pytest.importorskip('executorch')
+    lq, _ = held_out_lq(run)
+    fp32 = NetworkModel('fp32', STUDENT, str(run['root'] / 'student.pth')).restore(lq)
+    shapes = {}
+    for granularity in ('channel', 'tensor'):
+        out = tmp_path / f'per_{granularity}.pth'
+        quantize_main(run, out, '--backend', 'xnnpack', *(['--per-tensor'] if granularity == 'tensor' else []))
+        assert calculate_psnr(model_from_spec(f'int8={out}', SCALE).restore(lq), fp32, crop_border=0) >= MIN_PSNR_TO_FP32
+        state = torch.load(out, weights_only=True)['state']
+        conv_first = [key for key in state if key.endswith('.min_val') and state[key].dim() == 1]
+        shapes[granularity] = len(conv_first)
+    assert shapes['channel'] > 0 and shapes['tensor'] == 0  # per-channel ranges only where asked for
+
+
+def test_the_8_bit_page_shows_every_message_of_the_bad_arguments():
+    with open(os.path.join(PROJECT_ROOT, 'docs', 'quantization.md')) as f:
+        page = f.read()
+    assert [what for what, _, message in BAD_ARGUMENTS if message not in page] == []
