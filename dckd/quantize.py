@@ -89,9 +89,15 @@ def check(args):
         raise SystemExit(f'--model {args.model}: give OPTIONS.yml:CHECKPOINT (a network in FP32)')
     with open(args.model.partition(':')[0].partition('@')[0]) as f:
         opt = yaml.safe_load(f)
-    if not args.calib_images and 'train' not in (opt.get('datasets') or {}):
-        raise SystemExit(f'--model {args.model}: its options have no datasets.train to calibrate on; '
-                         'give --calib-images FOLDER of LR images')
+    if not args.calib_images:
+        train = (opt.get('datasets') or {}).get('train')
+        if train is None:
+            raise SystemExit(f'--model {args.model}: its options have no datasets.train to calibrate on; '
+                             'give --calib-images FOLDER of LR images')
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if key in train and not os.path.exists(train[key]):
+                raise SystemExit(f'datasets.train.{key} {train[key]}: not found from {os.getcwd()} (paths are relative to '
+                                 'the folder you train in, as for dckd-train): run there, or give --calib-images FOLDER')
     return model, scale, opt, benchmarks
 
 

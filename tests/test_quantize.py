@@ -2,6 +2,7 @@
 photographs (scikit-image's, as the demo uses them): the INT8 output stays near the FP32 one, the
 artifact read back in a new process gives the same output to the bit, dckd-evaluate scores it as
 the in-process INT8 model scores, and bad input stops with one message before any work."""
+import copy
 import json
 import os
 import subprocess
@@ -165,12 +166,23 @@ def no_datasets_train(run, tmp_path):
     return ['--model', f'{tmp_path / "no_train.yml"}:{run["root"] / "student.pth"}']
 
 
+def relative_training_data(run, tmp_path):
+    """The run's options with its data paths relative to the folder it trained in, used elsewhere."""
+    opt = copy.deepcopy(run['opt'])
+    opt['datasets']['train'].update(dataroot_gt='data/train_gt.lmdb', dataroot_lq='data/train_lq_x4.lmdb')
+    with open(tmp_path / 'relative.yml', 'w') as f:
+        yaml.safe_dump(opt, f)
+    return ['--model', f'{tmp_path / "relative.yml"}:{run["root"] / "student.pth"}']
+
+
 BAD_ARGUMENTS = [  # (what the user did, extra arguments or a function of (run, tmp_path) giving them, message)
     ('the backend for another file type', ['--backend', 'onnx'], 'backend onnx writes a .onnx file'),
     ('per-tensor weights on x86', ['--per-tensor'], 'backend x86 quantizes weights per output channel only'),
     ('no calibration input', ['--calib', '0'], '--calib: give at least 1'),
     ('a folder of calibration images that is not there', ['--calib-images', 'nowhere'], '--calib-images nowhere: no such'),
     ('an options file without datasets.train', no_datasets_train, 'no datasets.train to calibrate on'),
+    ('training data that is not there', lambda run, tmp_path: relative_training_data(run, tmp_path),
+     'datasets.train.dataroot_gt data/train_gt.lmdb: not found from'),
     ('a checkpoint that is not there', lambda run, tmp_path: ['--model', f'{run["root"] / "student.yml"}:missing.pth'],
      'checkpoint not found: missing.pth'),
     ('a benchmark that is not prepared', ['--benchmark', 'Set5'], 'dckd-prepare benchmark'),
