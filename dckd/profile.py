@@ -4,7 +4,9 @@ Parameters, multiply-adds (PyTorch's FLOP counter) and peak memory of one forwar
 median latency of timed passes after warm-up, batch 1, in float32 and bfloat16, on the CPU and on
 CUDA where present. The input is the LR image of a 1280x720 output (efficient-SR papers'
 convention; --output-size changes it). Models are given as for dckd-evaluate; without a
-checkpoint the network keeps random weights (the cost does not depend on them).
+checkpoint the network keeps random weights (the cost does not depend on them). An INT8 artifact
+of dckd-quantize (--model NAME=FILE.pth or .onnx) gets its latency on the CPU in a column of its
+own, and the multiply-adds of its network (a .pth).
 
 Example:
   dckd-profile --scale 4 --model teacher=options/train/swinir/dckd_swinir_x4.yml@network_t \\
@@ -19,7 +21,7 @@ import torch
 
 import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
 from dckd.evaluate.cost import latency_ms, multiply_adds, peak_memory_mib
-from dckd.evaluate.models import model_from_spec
+from dckd.evaluate.models import Int8Model, NetworkModel, model_from_spec
 from dckd.evaluate.table import format_parameters, markdown_table
 
 
@@ -57,6 +59,9 @@ def profile(args):
     rows = []
     for model in models:
         row = {'params': model.parameters}
+        if isinstance(model, Int8Model):
+            rows.append((model.name, int8_row(model, row, height // args.scale, width // args.scale, args)))
+            continue
         for device in devices:
             model.net.to(device)
             images = torch.rand(1, 3, height // args.scale, width // args.scale, device=device)
@@ -71,12 +76,26 @@ def profile(args):
     return rows
 
 
+def int8_row(model, row, height, width, args):
+    """An INT8 artifact's row: the multiply-adds of its network (the same count, done in 8 bits; not
+    known for an ONNX file) and its latency on the CPU, where it runs."""
+    images = torch.rand(1, 3, height, width)
+    if model.network_opt is not None:
+        row['MACs (G)'] = multiply_adds(NetworkModel('fp32', model.network_opt, None)._forward, images) / 1e9
+    row['cpu int8 (ms)'] = latency_ms(model._forward, images, 'float32', args.warmup, args.runs)
+    print(f'{model.name} on cpu: ' + ', '.join(f'{k} {v:.4g}' for k, v in row.items()), flush=True)
+    return row
+
+
+def cell(value):
+    return f'{value:.2f}' if isinstance(value, float) else value
+
+
 def tables(rows, args):
     """(Markdown, CSV) of the profile."""
-    columns = list(rows[0][1])
+    columns = list(dict.fromkeys(column for _, row in rows for column in row))  # an INT8 row has columns of its own
     width, height = args.output_size
-    cells = [[name, format_parameters(row['params'])] + [f'{row[c]:.2f}' if isinstance(row[c], float) else row[c]
-                                                         for c in columns[1:]] for name, row in rows]
+    cells = [[name, format_parameters(row['params'])] + [cell(row.get(c, '-')) for c in columns[1:]] for name, row in rows]
     note = (f'\nInput {width // args.scale}x{height // args.scale} (output {width}x{height}), batch 1; multiply-adds '
             f"from torch.utils.flop_counter; latency: median of {args.runs} passes after {args.warmup}; peak: the "
             f'tensors one pass creates (weights and input excluded); torch {torch.__version__}\n')
@@ -84,7 +103,7 @@ def tables(rows, args):
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(['model'] + columns)
-    writer.writerows([[name] + [row[c] for c in columns] for name, row in rows])
+    writer.writerows([[name] + [row.get(c, '') for c in columns] for name, row in rows])
     return markdown, out.getvalue()
 
 

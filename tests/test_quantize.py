@@ -274,3 +274,16 @@ def test_the_8_bit_page_shows_every_message_of_the_bad_arguments():
     with open(os.path.join(PROJECT_ROOT, 'docs', 'quantization.md')) as f:
         page = f.read()
     assert [what for what, _, message in BAD_ARGUMENTS if message not in page] == []
+
+
+@pytest.mark.slow
+def test_dckd_profile_times_an_artifact_on_the_cpu_beside_its_fp32_network(run, x86_artifact, tmp_path):
+    from dckd import profile
+    out = tmp_path / 'profile'
+    profile.main(['--scale', str(SCALE), '--output-size', '64x48', '--device', 'cpu', '--precision', 'float32',
+                  '--runs', '2', '--model', f'fp32={run["model"]}', '--model', f'int8={x86_artifact}', '--out', str(out)])
+    with open(f'{out}.csv') as f:
+        rows = {row['model']: row for row in __import__('csv').DictReader(f)}
+    assert rows['int8']['MACs (G)'] == rows['fp32']['MACs (G)'] and float(rows['fp32']['MACs (G)']) > 0  # one network
+    assert float(rows['int8']['cpu int8 (ms)']) > 0 and rows['fp32']['cpu int8 (ms)'] == ''
+    assert float(rows['fp32']['cpu float32 (ms)']) > 0 and rows['int8']['cpu float32 (ms)'] == ''

@@ -76,12 +76,12 @@ class Int8Model(Restorer):
             raise ValueError(f'--model {name}={path}: INT8 artifacts run on the CPU; pass --device cpu')
         super().__init__(name, 'cpu', self_ensemble, tile, overlap)
         if path.endswith('.onnx'):
-            self.graph, info = quantized.OnnxInt8(path), None
-            self.scale, self.parameters = self.graph.scale, self.graph.parameters
+            self.graph = quantized.OnnxInt8(path)
+            self.scale, self.parameters, self.network_opt = self.graph.scale, self.graph.parameters, None
         else:
             graph, info = quantized.load_artifact(path)
             self.graph = quantized.Compiled(graph) if info['backend'] == 'x86' else graph
-            self.scale, self.parameters = info['scale'], info['parameters']
+            self.scale, self.parameters, self.network_opt = info['scale'], info['parameters'], info['network_g']
 
     @torch.no_grad()
     def _forward(self, lq):
