@@ -13,7 +13,7 @@ options file's datasets.train through BasicSR's dataset, random crops and flips 
 or --calib-images FOLDER: the first N LR images of a folder (for real-world runs, whose LQ images
 are made during training). Backends (dckd_arch/quantized.py):
   x86      torchao's PT2E, X86InductorQuantizer; OUT.pth, run by torch.compile (int8 kernels)
-  xnnpack  ExecuTorch's XNNPACKQuantizer (ARM, phones); OUT.pth, the quantized graph
+  xnnpack  ExecuTorch's XNNPACKQuantizer (ARM, phones); OUT.pth, and OUT.pte for ExecuTorch (LR sides <= 1024)
   onnx     onnxruntime's static quantization of the ONNX export, QDQ; OUT.onnx
 The INT8 artifact is read like a checkpoint (weights only; ONNX) by dckd-evaluate, dckd-compare and
 dckd-restore: --model NAME=OUT.pth. The printed table: PSNR/SSIM on each --benchmark (Y channel,
@@ -71,8 +71,9 @@ def check(args):
     """Every problem of the arguments, found before any work; (FP32 model, scale, options, benchmarks)."""
     if os.path.splitext(args.out)[1] != SUFFIX[args.backend]:
         raise SystemExit(f'--out {args.out}: backend {args.backend} writes a {SUFFIX[args.backend]} file')
-    if os.path.exists(args.out) and not args.force:
-        raise SystemExit(f'{args.out} exists; pass --force to replace it.')
+    for path in [args.out] + ([pte_path(args.out)] if args.backend == 'xnnpack' else []):
+        if os.path.exists(path) and not args.force:
+            raise SystemExit(f'{path} exists; pass --force to replace it.')
     if args.calib < 1:
         raise SystemExit('--calib: give at least 1 calibration input')
     if args.calib_images and not os.path.isdir(args.calib_images):
@@ -120,12 +121,19 @@ def calibration_inputs(opt, scale, count, seed, folder=None):
 
 
 def quantize_pt2e(net, made, inputs, out):
-    """Calibrate the prepared graph on `inputs` and write the artifact to `out`."""
+    """Calibrate the prepared graph on `inputs` and write the artifact to `out` (and for xnnpack the
+    ExecuTorch program beside it, OUT.pte)."""
     prepared = quantized.prepare(net, made)
     with torch.no_grad():
         for images in inputs:
             prepared(images)
     save_atomically(quantized.artifact(made, prepared, sum(p.numel() for p in net.parameters())), out)
+    if made['backend'] == 'xnnpack':
+        quantized.write_pte(quantized.convert(prepared), made['window'], pte_path(out))
+
+
+def pte_path(out):
+    return os.path.splitext(out)[0] + '.pte'
 
 
 def quantize_onnx(net, made, inputs, out):
@@ -181,28 +189,28 @@ def report(fp32, int8, scale, benchmarks, args):
     compiled_fp32 = torch.compile(Deployable(fp32.net, fp32.window_size, scale).eval())
     timed = {'FP32, eager': latency(fp32._forward, args.latency_size, args.repeats),
              'FP32, compiled': latency(compiled_fp32, args.latency_size, args.repeats)}
-    if args.backend != 'xnnpack':  # xnnpack's graph runs here as quantize-dequantize arithmetic, not its kernels
-        timed[f'INT8, {args.backend}'] = latency(int8._forward, args.latency_size, args.repeats)
+    # xnnpack: its .pte through ExecuTorch's runtime (XNNPACK's kernels, which run on x86 too)
+    int8_forward = quantized.Pte(pte_path(args.out)) if args.backend == 'xnnpack' else int8._forward
+    timed[f'INT8, {args.backend}'] = latency(int8_forward, args.latency_size, args.repeats)
     reference = timed['FP32, compiled'][0]
     header = ['model'] + [f'{name} PSNR / SSIM' for name in scores] + [
         f'ms per {args.latency_size}x{args.latency_size} (range)', 'x FP32 compiled', 'file']
     rows = []
     for index, label in enumerate(['FP32, eager', 'FP32, compiled', f'INT8, {args.backend}']):
         model_scores = [scores[name][0 if index < 2 else 1] for name in scores]
-        if label in timed:
-            median, fastest, slowest = timed[label]
-            speed = [f'{median:.1f} ({fastest:.1f}-{slowest:.1f})', f'{reference / median:.2f}']
-        else:
-            speed = ['not timed', '']
-        size = f'{os.path.getsize(args.out) / 2**20:.2f} MiB' if index == 2 else ''
-        rows.append([label] + [f'{psnr:.2f} / {ssim:.4f}' for psnr, ssim in model_scores] + speed + [size])
+        median, fastest, slowest = timed[label]
+        file = pte_path(args.out) if args.backend == 'xnnpack' else args.out
+        size = f'{os.path.getsize(file) / 2**20:.2f} MiB' if index == 2 else ''
+        rows.append([label] + [f'{psnr:.2f} / {ssim:.4f}' for psnr, ssim in model_scores] +
+                    [f'{median:.1f} ({fastest:.1f}-{slowest:.1f})', f'{reference / median:.2f}', size])
     note = (f'\n{args.backend}, weights per {"tensor" if args.per_tensor else "channel"}, {len(args.inputs)} '
             f'calibration inputs; {torch.get_num_threads()} CPU threads, torch {torch.__version__}; PSNR on the Y '
             f'channel, border {border}; latency: median of {args.repeats}.')
     if args.backend == 'xnnpack':
-        note += (' xnnpack: the PSNR is that of the quantized graph, computed here; its latency belongs to an ARM '
-                 'CPU running XNNPACK (ExecuTorch), not to this machine, so it is not timed.')
-    elif timed[f'INT8, {args.backend}'][0] > reference:
+        note += (f' xnnpack: PSNR of the quantized graph ({args.out}); latency and size of the ExecuTorch program '
+                 f'{pte_path(args.out)} run here by ExecuTorch\'s runtime with XNNPACK\'s kernels (a phone\'s ARM '
+                 'cores differ).')
+    if timed[f'INT8, {args.backend}'][0] > reference:
         note += ' INT8 is slower than FP32 compiled on this machine (a narrow network, or a CPU without int8 ' \
                 'instructions): keep FP32 here.'
     return markdown_table(header, rows) + note

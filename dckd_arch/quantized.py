@@ -19,6 +19,7 @@ prepares it the same way and loads that state, so the converted graph is the cal
 for bit; a different torch or torchao that captures another graph is named, not guessed at.
 """
 import importlib.util
+import os
 
 import torch
 
@@ -122,6 +123,34 @@ class OnnxInt8:
 
     def __call__(self, images):
         return torch.from_numpy(self.session.run(None, {'lq': images.contiguous().numpy()})[0])
+
+
+PTE_MAX_SIDE = 1024  # ExecuTorch plans memory for the largest input: LR sides up to this
+
+
+def write_pte(converted, window, path):
+    """The converted xnnpack graph lowered to XNNPACK's kernels as an ExecuTorch program (.pte) for
+    LR inputs of 16 to PTE_MAX_SIDE pixels a side."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    side = {2: torch.export.Dim('height', min=16, max=PTE_MAX_SIDE), 3: torch.export.Dim('width', min=16, max=PTE_MAX_SIDE)}
+    program = torch.export.export(converted, (example_input(window), ), dynamic_shapes={'images': side})
+    with open(path + '.tmp', 'wb') as f:
+        f.write(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    os.replace(path + '.tmp', path)
+
+
+class Pte:
+    """An ExecuTorch program run by ExecuTorch's runtime here (XNNPACK's kernels run on x86 too)."""
+
+    def __init__(self, path):
+        from executorch.runtime import Runtime
+
+        self.method = Runtime.get().load_program(path).load_method('forward')
+
+    def __call__(self, images):
+        return self.method.execute([images.contiguous()])[0]
 
 
 class Compiled:

@@ -264,6 +264,9 @@ def test_xnnpack_quantizes_weights_per_channel_or_per_tensor(run, tmp_path):
         out = tmp_path / f'per_{granularity}.pth'
         quantize_main(run, out, '--backend', 'xnnpack', *(['--per-tensor'] if granularity == 'tensor' else []))
         assert calculate_psnr(model_from_spec(f'int8={out}', SCALE).restore(lq), fp32, crop_border=0) >= MIN_PSNR_TO_FP32
+        pte = quantized.Pte(str(out.with_suffix('.pte')))(torch.from_numpy(lq[None].transpose(0, 3, 1, 2) / 255.).float())
+        graph = model_from_spec(f'int8={out}', SCALE).graph(torch.from_numpy(lq[None].transpose(0, 3, 1, 2) / 255.).float())
+        assert pte.shape == graph.shape and (pte - graph).abs().max() < 4 / 255  # XNNPACK's kernels, a few steps off
         state = torch.load(out, weights_only=True)['state']
         conv_first = [key for key in state if key.endswith('.min_val') and state[key].dim() == 1]
         shapes[granularity] = len(conv_first)
