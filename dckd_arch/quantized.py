@@ -51,9 +51,8 @@ def require(backend):
         raise QuantizationError(f'backend {backend} needs the {package} package, which is not installed: {line}')
 
 
-def quantizer(backend, per_channel=True, qat=False):
-    """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor;
-    fake-quantization modules instead of observers with `qat`."""
+def quantizer(backend, per_channel=True):
+    """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor."""
     require(backend)
     if backend == 'x86':
         if not per_channel:
@@ -61,11 +60,11 @@ def quantizer(backend, per_channel=True, qat=False):
                                     'convolutions); per-tensor weights: backend xnnpack or onnx')
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer, get_default_x86_inductor_quantization_config)
-        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=qat))
+        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
     if backend == 'xnnpack':
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                              get_symmetric_quantization_config)
-        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
+        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
     raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
 
 
@@ -87,13 +86,13 @@ def recipe(network_opt, scale, backend, per_channel=True):
             'backend': backend, 'per_channel': per_channel}
 
 
-def prepare(net, made, qat=False):
+def prepare(net, made):
     """`net` (eval mode) captured for any input size and prepared by the backend of the recipe
-    `made`: a graph module whose observers (or fake quantizers, `qat`) learn the ranges as it runs."""
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+    `made`: a graph module whose observers learn the ranges as it runs."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     graph = capture(Deployable(net, made['window'], made['scale']).eval(), made['window'])
-    return (prepare_qat_pt2e if qat else prepare_pt2e)(graph, quantizer(made['backend'], made['per_channel'], qat))
+    return prepare_pt2e(graph, quantizer(made['backend'], made['per_channel']))
 
 
 def convert(prepared):

@@ -95,7 +95,7 @@ def test_a_stop_signal_saves_the_iteration_and_the_resumed_run_equals_the_straig
     returncode = run.wait(timeout=120)
     assert returncode == EXIT_INTERRUPTED if ranks == 1 else returncode != 0, output[-3000:]
     states = os.listdir(tmp_path / 'experiments/stopped/training_states')
-    assert len(states) == 1, states
+    assert len(states) == 1, output[-3000:]
     stopped_at = int(states[0][:-len('.state')])
     assert 3 <= stopped_at < TOTAL
     name = signal.Signals(signum).name

@@ -55,8 +55,8 @@ def run(tmp_path_factory):
 
 
 def quantize_main(run, out, *extra):
-    quantize.main(['--model', run['model'], '--calib', '6', '--benchmark', run['held_out'], '--repeats', '1',
-                   '--latency-size', '32', '--out', str(out), *extra])
+    quantize.main(['--model', run['model'], '--calib', '6', '--repeats', '1', '--latency-size', '32', '--out', str(out),
+                   *extra])
 
 
 @pytest.fixture(scope='module')
@@ -142,10 +142,13 @@ def test_dckd_evaluate_scores_the_artifact_as_the_calibrated_model_in_process(ru
 # ----- onnx (onnxruntime's static quantization, QDQ) --------------------------------------------------
 
 @pytest.mark.slow
-def test_onnx_int8_runs_in_onnxruntime_near_fp32_and_is_evaluated_like_any_model(run, tmp_path):
+def test_onnx_int8_runs_in_onnxruntime_near_fp32_and_is_evaluated_like_any_model(run, tmp_path, capsys):
     pytest.importorskip('onnxruntime')
     out = tmp_path / 'student.int8.onnx'
-    quantize_main(run, out, '--backend', 'onnx')
+    quantize_main(run, out, '--backend', 'onnx', '--benchmark', run['held_out'])
+    table = [line.split(' | ') for line in capsys.readouterr().out.splitlines() if line.startswith('| ')]
+    assert table[0][:2] == ['| model', 'held_out PSNR / SSIM'] and [row[0] for row in table[1:]] == [
+        '| FP32, eager', '| FP32, compiled', '| INT8, onnx']
     lq, pairs = held_out_lq(run)
     fp32 = NetworkModel('fp32', STUDENT, str(run['root'] / 'student.pth'))
     int8 = model_from_spec(f'int8={out}', SCALE)
