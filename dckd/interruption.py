@@ -12,11 +12,13 @@ heartbeat, in a store of the process group's rendezvous; each checks the others 
 rank whose process is gone (same host) or whose heartbeat is older than LOST_AFTER seconds (another
 host) is named in the log, and this rank exits with EXIT_RANK_LOST.
 """
+import ctypes
 import functools
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -79,15 +81,31 @@ def ignoring_stop_signals(worker_init_fn):
     """A data loader's worker_init_fn that first makes the worker ignore the stop signals: the main
     process answers them. Ctrl-C reaches the whole process group, torchrun signals each rank's
     process group and Slurm every process of a task; a worker killed by them would fail the loader.
-    (Workers left at exit are ended by `end_leftover_workers`.)"""
-    return functools.partial(_start_worker, worker_init_fn)
+    The worker also ends with this process, however it ends (see _end_with). (Workers left at a
+    normal exit are ended by `end_leftover_workers`.)"""
+    return functools.partial(_start_worker, os.getpid(), worker_init_fn)
 
 
-def _start_worker(worker_init_fn, worker_id):
+def _start_worker(parent, worker_init_fn, worker_id):
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    _end_with(parent)
     if worker_init_fn is not None:
         worker_init_fn(worker_id)
+
+
+def _end_with(parent):
+    """Make this worker end when `parent` (the process that started it) does. A rank that loses
+    another leaves by os._exit from its watch thread, at any moment, without a word to its loader;
+    torch's watchdog notices a dead parent only between batches, and never when the parent died
+    while the worker was starting (it takes the new parent for the old), and such a worker holds
+    the run's output open for ever. On Linux the kernel kills the worker when the parent ends
+    (prctl PR_SET_PDEATHSIG); a parent that ended already ends it now."""
+    if sys.platform.startswith('linux'):
+        pr_set_pdeathsig = 1  # linux/prctl.h
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 def end_leftover_workers():

@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from dckd.interruption import EXIT_INTERRUPTED
+from dckd.interruption import EXIT_INTERRUPTED, _process_gone as process_gone
 from test_distributed import free_port
 from test_pipeline import TRAIN, workspace  # noqa: F401  (fixture)
 from test_resume import assert_same_run, options, sub_images, train  # noqa: F401  (fixture)
@@ -287,6 +287,47 @@ def test_when_a_rank_dies_the_other_stops_within_seconds_naming_it(workspace, su
     assert 'rank 1 of 2 is gone (its process' in output and 'has exited' in output, output[-3000:]
     finish(tmp_path, run_options(workspace, sub_images, 'lost', 6, checkpoint_freq=2), 2, '--auto_resume')
     assert os.path.isfile(tmp_path / 'experiments/lost/models/net_g_6.pth')
+
+
+WORKERS_OF_A_RANK_THAT_ENDS = """
+import os, time, torch
+from dckd.interruption import ignoring_stop_signals
+
+def busy_for_a_minute(worker_id):  # a worker that does not look at its parent for a long while
+    time.sleep(60)
+
+batches = iter(torch.utils.data.DataLoader(list(range(8)), num_workers=2,
+                                           worker_init_fn=ignoring_stop_signals(busy_for_a_minute)))
+time.sleep(1)  # the workers are in busy_for_a_minute
+print(' '.join(str(worker.pid) for worker in batches._workers), flush=True)
+os._exit(76)  # as a lost rank ends: no atexit handler, no loader shut down
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='the kernel ends the workers on Linux (prctl)')
+def test_the_data_loader_workers_end_with_their_rank_however_it_ends():
+    """A rank that stops on a lost rank leaves by os._exit, at any moment; its workers must not
+    outlive it (torch's own watchdog looks only between batches, and never notices a parent that
+    ended while the worker started: such a worker held torchrun's output open for ever)."""
+    done = subprocess.run([sys.executable, '-c', WORKERS_OF_A_RANK_THAT_ENDS], capture_output=True, text=True,
+                          timeout=30, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert done.returncode == 76, done.stderr[-3000:]
+    workers = [int(pid) for pid in done.stdout.split()]
+    assert len(workers) == 2
+    time.sleep(1)
+    assert [pid for pid in workers if not process_gone(pid)] == []
+
+
+def test_a_worker_whose_rank_ended_before_it_started_ends_at_once():
+    from dckd.interruption import ignoring_stop_signals
+    child = os.fork()
+    if child == 0:  # the worker: its rank (this test's process) is not its parent
+        try:
+            ignoring_stop_signals(None).func(os.getppid() + 1, None, 0)
+        finally:
+            os._exit(3)  # reached only if the worker went on
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_dckd_train_check_says_the_disk_one_checkpoint_takes(tmp_path):
