@@ -99,12 +99,13 @@ def _end_with(parent):
     another leaves by os._exit from its watch thread, at any moment, without a word to its loader;
     torch's watchdog notices a dead parent only between batches, and never when the parent died
     while the worker was starting (it takes the new parent for the old), and such a worker holds
-    the run's output open for ever. On Linux the kernel kills the worker when the parent ends
-    (prctl PR_SET_PDEATHSIG); a parent that ended already ends it now."""
-    if sys.platform.startswith('linux'):
+    the run's output open for ever. On Linux a worker forked by the rank is killed by the kernel
+    when the rank ends (prctl PR_SET_PDEATHSIG; a worker of a forkserver or spawn context has the
+    server for its parent instead); a rank that ended already ends the worker now."""
+    if sys.platform.startswith('linux') and os.getppid() == parent:
         pr_set_pdeathsig = 1  # linux/prctl.h
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:
+    if _process_gone(parent):
         os._exit(0)
 
 

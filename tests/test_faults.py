@@ -320,14 +320,40 @@ def test_the_data_loader_workers_end_with_their_rank_however_it_ends():
 
 def test_a_worker_whose_rank_ended_before_it_started_ends_at_once():
     from dckd.interruption import ignoring_stop_signals
+    rank = subprocess.Popen([sys.executable, '-c', 'pass'])
+    rank.wait()  # a rank that has ended
     child = os.fork()
-    if child == 0:  # the worker: its rank (this test's process) is not its parent
+    if child == 0:  # the worker
         try:
-            ignoring_stop_signals(None).func(os.getppid() + 1, None, 0)
+            ignoring_stop_signals(None).func(rank.pid, None, 0)
         finally:
             os._exit(3)  # reached only if the worker went on
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+WORKERS_OF_A_FORKSERVER_PROCESS = """
+import multiprocessing, torch
+from dckd.interruption import ignoring_stop_signals
+
+def load():  # a run of benchmarks/forked.py: its loader's workers come from the forkserver, not from it
+    loader = torch.utils.data.DataLoader(list(range(16)), num_workers=2, worker_init_fn=ignoring_stop_signals(None))
+    assert sorted(int(x) for batch in loader for x in batch) == list(range(16))
+
+if __name__ == '__main__':
+    process = multiprocessing.get_context('forkserver').Process(target=load)
+    process.start()
+    process.join()
+    raise SystemExit(process.exitcode)
+"""
+
+
+def test_workers_whose_parent_is_a_forkserver_load(tmp_path):
+    script = tmp_path / 'forkserver_run.py'
+    script.write_text(WORKERS_OF_A_FORKSERVER_PROCESS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_dckd_train_check_says_the_disk_one_checkpoint_takes(tmp_path):
