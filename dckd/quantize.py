@@ -26,7 +26,6 @@ import os
 import random
 import statistics
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -36,8 +35,9 @@ import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and 
 from basicsr.data import build_dataset
 from basicsr.utils import img2tensor
 from dckd.evaluate.benchmarks import load_pairs, resolve
+from dckd.evaluate.cost import timings_ms
 from dckd.evaluate.metrics import convention
-from dckd.evaluate.models import Int8Model, model_at_its_scale
+from dckd.evaluate.models import Int8Model, model_at_its_scale, options_path
 from dckd.evaluate.table import evaluate, markdown_table
 from dckd.export import export
 from dckd_arch import quantized
@@ -88,7 +88,7 @@ def check(args):
         raise SystemExit(f'dckd-quantize: {error}') from error
     if not hasattr(model, 'net'):
         raise SystemExit(f'--model {args.model}: give OPTIONS.yml:CHECKPOINT (a network in FP32)')
-    with open(args.model.partition(':')[0].partition('@')[0]) as f:
+    with open(options_path(args.model)) as f:
         opt = yaml.safe_load(f)
     if not args.calib_images:
         train = (opt.get('datasets') or {}).get('train')
@@ -170,14 +170,7 @@ def quantize_onnx(net, made, inputs, out):
 def latency(forward, size, repeats):
     """(median, fastest, slowest) milliseconds of forward on one random LR image of size x size,
     after two warm-up runs (which compile)."""
-    images = torch.rand(1, 3, size, size)
-    times = []
-    with torch.no_grad():
-        for run in range(repeats + 2):
-            start = time.perf_counter()
-            forward(images)
-            if run >= 2:
-                times.append((time.perf_counter() - start) * 1000)
+    times = timings_ms(forward, torch.rand(1, 3, size, size), warmup=2, runs=repeats)
     return statistics.median(times), min(times), max(times)
 
 
@@ -219,8 +212,7 @@ def report(fp32, int8, scale, benchmarks, args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     fp32, scale, opt, benchmarks = check(args)
-    made = quantized.recipe(opt[(args.model.partition(':')[0].partition('@')[2] or 'network_g')], scale,
-                            args.backend, per_channel=not args.per_tensor)
+    made = quantized.recipe(fp32.network_opt, scale, args.backend, per_channel=not args.per_tensor)
     args.inputs = calibration_inputs(opt, scale, args.calib, args.seed, args.calib_images)
     print(f'calibrating {args.backend} on {len(args.inputs)} inputs', flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -25,6 +25,11 @@ def _synchronize(device):
 def latency_ms(forward, images, precision='float32', warmup=2, runs=5):
     """Median milliseconds of `forward(images)` after `warmup` passes, batch as given; bfloat16 under
     autocast."""
+    return statistics.median(timings_ms(forward, images, precision, warmup, runs))
+
+
+def timings_ms(forward, images, precision='float32', warmup=2, runs=5):
+    """The milliseconds of each of `runs` passes of `forward(images)` after `warmup` (see latency_ms)."""
     device = images.device.type
     times = []
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=precision == 'bfloat16'):
@@ -35,7 +40,7 @@ def latency_ms(forward, images, precision='float32', warmup=2, runs=5):
             _synchronize(images.device)
             if index >= warmup:
                 times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return times
 
 
 class LiveTensorBytes(TorchDispatchMode):

@@ -55,6 +55,7 @@ class NetworkModel(Restorer):
                  overlap=32):
         super().__init__(name, device, self_ensemble, tile, overlap)
         self.net = load_network(network_opt, checkpoint_path).to(device)
+        self.network_opt = network_opt
         self.window_size = network_opt.get('window_size')
         self.parameters = sum(p.numel() for p in self.net.parameters())
 
@@ -173,13 +174,18 @@ def model_from_spec(spec, scale, device='cpu', self_ensemble=False, weights=True
     return NetworkModel(name, opt[network_key], checkpoint, device, self_ensemble, tile, overlap)
 
 
+def options_path(spec):
+    """The options file of `OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]`."""
+    return spec.partition(':')[0].partition('@')[0]
+
+
 def model_at_its_scale(spec, device='cpu', **options):
     """(model, scale) for `OPTIONS.yml[@NETWORK_KEY][:CHECKPOINT]` at the options file's `scale`, or an
     INT8 artifact at its own (see model_from_spec for the rest; `options` go to it)."""
     if is_int8_artifact(spec):
         model = model_from_spec(f'model={spec}', None, device, **options)
         return model, model.scale
-    options_file = spec.partition(':')[0].partition('@')[0]
+    options_file = options_path(spec)
     if not os.path.isfile(options_file):
         raise FileNotFoundError(f'--model {spec}: options file not found: {options_file}')
     with open(options_file) as f:
