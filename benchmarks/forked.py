@@ -47,7 +47,15 @@ def call(function, *args):
     return value
 
 
+def _as_started_from_a_shell():
+    """A process the server forked inherits its start method (forkserver): the data loader's workers of
+    a run would come from the server, each importing the benchmark's main module again (seconds per
+    worker). Its processes start as those of a command started from a shell do."""
+    multiprocessing.set_start_method(multiprocessing.get_all_start_methods()[0], force=True)
+
+
 def _returning(send, function, args):
+    _as_started_from_a_shell()
     try:
         send.send((False, function(*args)))
     except BaseException:
@@ -63,6 +71,7 @@ def command(module, argv, work, log_file, threads=None):
 
     import torch
 
+    _as_started_from_a_shell()
     os.chdir(work)
     with open(log_file, 'w') as log:
         os.dup2(log.fileno(), 1)

@@ -25,6 +25,7 @@ case "${1:-}" in
   *) echo "usage: bash benchmarks/gpu_check.sh [--dry-run]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 python=${PYTHON:-python3}  # a dry run takes the project's .venv unless PYTHON is set
 [ -z "${PYTHON:-}" ] && [ $dry_run = 1 ] && [ -x .venv/bin/python ] && python=.venv/bin/python
 
