@@ -51,8 +51,9 @@ def require(backend):
         raise QuantizationError(f'backend {backend} needs the {package} package, which is not installed: {line}')
 
 
-def quantizer(backend, per_channel=True):
-    """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor."""
+def quantizer(backend, per_channel=True, training=False):
+    """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor; with
+    `training`, fake quantization for quantization-aware training instead of observers."""
     require(backend)
     if backend == 'x86':
         if not per_channel:
@@ -60,39 +61,101 @@ def quantizer(backend, per_channel=True):
                                     'convolutions); per-tensor weights: backend xnnpack or onnx')
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer, get_default_x86_inductor_quantization_config)
-        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=training))
     if backend == 'xnnpack':
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                              get_symmetric_quantization_config)
-        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel))
+        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel,
+                                                                                             is_qat=training))
     raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
 
 
-def capture(module, window):
-    """`module` as an ATen graph for inputs of any height and width (torch.export). An operation the
-    exporter cannot trace is named with the module that holds it."""
-    sides = {'images': {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}}
+def capture(module, window, batches=False, device='cpu'):
+    """`module` as an ATen graph for inputs of any height and width, and of any batch size with
+    `batches` (torch.export). An operation the exporter cannot trace is named with the module that
+    holds it."""
+    dynamic = {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC, **({0: torch.export.Dim.DYNAMIC} if batches else {})}
+    example = example_input(window, device).repeat(2 if batches else 1, 1, 1, 1)  # a batch of 1 would be fixed
     try:
-        return torch.export.export(module, (example_input(window), ), dynamic_shapes=sides).module()
+        return torch.export.export(module, (example, ), dynamic_shapes={'images': dynamic}).module()
     except Exception as error:  # noqa: BLE001  (torch.export raises many kinds; each is reported the same way)
         raise QuantizationError(f'the network cannot be captured as one graph for quantization (torch.export): '
                                 f'{type(error).__name__}: {str(error)[:1500]}') from error
 
 
-def recipe(network_opt, scale, backend, per_channel=True):
+def recipe(network_opt, scale, backend, per_channel=True, training=False):
     """What decides the quantized graph: the network's options (its window size among them), its
-    scale, the backend and the weights' granularity."""
+    scale, the backend, the weights' granularity, and whether it was trained quantization-aware
+    (fake quantization) or calibrated (observers)."""
     return {'network_g': dict(network_opt), 'window': network_opt.get('window_size'), 'scale': scale,
-            'backend': backend, 'per_channel': per_channel}
+            'backend': backend, 'per_channel': per_channel, 'training': training}
 
 
 def prepare(net, made):
-    """`net` (eval mode) captured for any input size and prepared by the backend of the recipe
-    `made`: a graph module whose observers learn the ranges as it runs."""
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+    """`net` captured as in eval mode for any input size and prepared by the backend of the recipe
+    `made`: a graph module whose observers learn the ranges as it runs (calibration), or, for a
+    recipe with `training`, whose fake quantizers do as it trains (any batch size). The graph's
+    parameters are `net`'s own tensors: an optimizer of `net` trains it."""
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
-    graph = capture(Deployable(net, made['window'], made['scale']).eval(), made['window'])
+    was_training = net.training
+    training = made.get('training', False)
+    device = next(net.parameters()).device
+    graph = capture(Deployable(net.eval(), made['window'], made['scale']), made['window'], batches=training,
+                    device=device)
+    net.train(was_training)
+    if training:
+        return prepare_qat_pt2e(graph, quantizer(made['backend'], made['per_channel'], training=True))
     return prepare_pt2e(graph, quantizer(made['backend'], made['per_channel']))
+
+
+def fake_quantizers(graph):
+    """The fake quantizers of a graph prepared for training, by name, as a module whose state is
+    theirs alone (their ranges, scales, zero points and switches; not the network's weights)."""
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
+
+    return torch.nn.ModuleDict({name: module for name, module in graph.named_children()
+                                if isinstance(module, FakeQuantizeBase)})
+
+
+def follow(graph, source):
+    """Set the fake quantizers of `graph` (a twin of another network of the same options) from the
+    graph `source`'s: the activations' ranges copied from `source`, the weights' measured on
+    `graph`'s own weights (reset and observed once), as calibration would measure them."""
+    import operator
+
+    weights = {node.target: node.args[0].target for node in graph.graph.nodes
+               if node.op == 'call_module' and node.args and getattr(node.args[0], 'op', None) == 'get_attr'}
+    sources = fake_quantizers(source)
+    for name, quantizer in fake_quantizers(graph).items():
+        if name in weights:
+            switch = quantizer.observer_enabled.clone()
+            quantizer.activation_post_process.reset_min_max_vals()
+            quantizer.enable_observer()
+            with torch.no_grad():
+                quantizer(operator.attrgetter(weights[name])(graph).detach())
+            quantizer.observer_enabled.copy_(switch)
+        else:
+            quantizer.load_state_dict(sources[name].state_dict())
+
+
+def load_state(module, state, strict=True):
+    """`module.load_state_dict(state)` for a state saved as a plain dict: torchao's observers read a
+    state without its version metadata as their first version's and reset their `eps` (x86's is
+    2**-12) to float32's; the metadata is the module's own, of the same code."""
+    from collections import OrderedDict
+
+    state = OrderedDict(state)
+    state._metadata = module.state_dict()._metadata  # noqa: SLF001  (torch's own attribute for this)
+    return module.load_state_dict(state, strict=strict)
+
+
+def observe(graph, on):
+    """Switch the observers of a prepared graph's fake quantizers on or off (off: the ranges stay
+    as they are; fake quantization goes on)."""
+    from torchao.quantization.pt2e.fake_quantize import disable_observer, enable_observer
+
+    graph.apply(enable_observer if on else disable_observer)
 
 
 def convert(prepared):
@@ -199,8 +262,9 @@ def load_artifact(path):
     content = read_artifact(path)
     require(content['backend'])
     net = build_network(dict(content['network_g'])).eval()
-    prepared = prepare(net, {key: content[key] for key in ('network_g', 'window', 'scale', 'backend', 'per_channel')})
-    missing, unexpected = prepared.load_state_dict(content['state'], strict=False)
+    prepared = prepare(net, {key: content[key] for key in ('network_g', 'window', 'scale', 'backend', 'per_channel')}
+                       | {'training': content.get('training', False)})
+    missing, unexpected = load_state(prepared, content['state'], strict=False)
     if missing or unexpected:
         made, here = content['versions'], versions()
         raise QuantizationError(

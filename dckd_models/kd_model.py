@@ -9,9 +9,11 @@ from torch import nn
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_utils.registry import register
+from dckd_utils.schema import OptionError
 from .frozen import build, check_detected, checkpoint_source, freeze, load_into
 from .negatives import NegativeDegrader
 from .options import is_rewritten_by_resume, needs_teacher
+from .quantization import QuantizationAwareTraining
 from .restoration_model import RestorationModel
 from .schedules import ProgressivePatches
 from .taps import FeatureTaps, check_module_names
@@ -58,6 +60,7 @@ class KDModel(RestorationModel):
         self.probed_shapes = None
         super().init_training_settings()  # the EMA student, then setup_optimizers below, then the schedulers
         self.taps = {role: self.tap(role, network) for role, network in NETWORKS}
+        self.qat = QuantizationAwareTraining(train.quantization, self) if train.quantization else None
 
     def setup_optimizers(self):
         """The terms are built here, where SRModel's init_training_settings sets up the optimizer: after
@@ -140,6 +143,8 @@ class KDModel(RestorationModel):
             self.save_network(self.net_adapters, 'net_adapters', current_iter)
         for term in self.terms:
             term.save(current_iter)
+        if self.qat:
+            self.qat.save(current_iter)
 
     def generators(self):
         return {'model': self.rng}
@@ -172,7 +177,13 @@ class KDModel(RestorationModel):
 
     # ----- training step ---------------------------------------------------------------------
 
+    def as_trained(self, net):
+        """`net` as training runs it: its fake-quantized twin under train.quantization once QAT has begun."""
+        return self.qat.as_trained(net) if getattr(self, 'qat', None) else net
+
     def optimize_parameters(self, current_iter):
+        if self.qat:
+            self.qat.before_step(current_iter)
         if self.progressive:
             self.lq, self.gt = self.progressive.crop(self.lq, self.gt, current_iter, self.opt.get('scale', 1), self.rng)
         self.optimizer_g.zero_grad()
@@ -194,8 +205,8 @@ class KDModel(RestorationModel):
         step = Step(self.lq, self.gt, teacher=hasattr(self, 'net_t'))
         for term in self.terms:
             term.add_inputs(step, self.rng)
-        step.outputs['student'], step.features['student'] = self.run_network(self.net_g, step.inputs['student'],
-                                                                             self.taps['student'])
+        step.outputs['student'], step.features['student'] = self.run_network(
+            self.as_trained(self.net_g), step.inputs['student'], self.taps['student'])
         if step.inputs['teacher']:
             with torch.no_grad():
                 step.outputs['teacher'], step.features['teacher'] = self.run_network(
@@ -232,6 +243,13 @@ class KDModel(RestorationModel):
             losses.update(term.losses(step))
         return losses
 
+    def test(self):
+        """Validation: the fake-quantized student under QAT (dckd_models/quantization.py), else RestorationModel's."""
+        if getattr(self, 'qat', None) and self.qat.active:
+            self.output = self.qat.score(self.lq)
+        else:
+            super().test()
+
     def target(self, loss, step):
         """The ground truth the student's `loss` ('pixel', 'perceptual') compares with."""
         return step.gt
@@ -244,8 +262,9 @@ class KDModel(RestorationModel):
     # ----- checkpoints -----------------------------------------------------------------------
 
     def training_state_extras(self):
-        """Where the frozen networks' weights came from: resume reloads them from there."""
-        return {'frozen_networks': self.frozen_sources}
+        """Where the frozen networks' weights came from (resume reloads them from there), and the
+        quantization options (a resume must keep them)."""
+        return {'frozen_networks': self.frozen_sources, 'quantization': self.qat.settings() if self.qat else None}
 
     def load_saved_network(self, net, label, resume_state, needs):
         """`net` from `<label>_<iter>.pth`, written with the training state being resumed; `needs`
@@ -274,6 +293,11 @@ class KDModel(RestorationModel):
             self.load_saved_network(self.net_adapters, 'net_adapters', resume_state, 'needs the adapters')
         for term in self.terms:
             term.resume(resume_state)
+        if self.qat:
+            self.qat.resume(resume_state)
+        elif resume_state.get('quantization'):
+            raise OptionError('the run being resumed trained with train.quantization '
+                              f'{resume_state["quantization"]}: resume it with the same train.quantization.')
 
 
 def average_gradients(parameters, world_size):

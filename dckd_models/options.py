@@ -20,6 +20,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_utils.known_files import known_at
 from dckd_data.realworld_degradation import DATASETS as REALWORLD_DATASETS, DEFAULTS as REALWORLD_DEFAULTS, \
     PAIR_DEFAULTS
+from dckd_arch.quantized import QuantizationError, require
 from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
 from dckd_utils.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
@@ -161,6 +162,18 @@ NEGATIVES = Section({
     }), {}, 'random resize, then back to the original size'),
 })
 
+QUANTIZATION = Section({
+    'backend': Option(Choice('x86', 'xnnpack'), 'x86', "the deployment target whose quantizer places the fake "
+                      'quantization (as dckd-quantize --backend): x86 (torchao) or xnnpack (executorch)'),
+    'start_iter': Option(Int(0), 0, 'the student trains as its fake-quantized twin from this iteration on (0: '
+                         'from the first)'),
+    'freeze_iter': Option(Optional(Int(0)), None, 'from this iteration the ranges stay as they are, fake '
+                          'quantization goes on (~: never)'),
+    'per_channel': Option(Bool(), True, 'weights quantized per output channel (x86 supports only this)'),
+    'history': Option(Choice('quantized', 'float'), 'quantized', "DCKD's history model: fake-quantized as the student "
+                      'is (its ranges move towards the source\'s as its weights do), or float'),
+})
+
 PROGRESSIVE = Section({
     'milestones': Option(List(Int(1)), REQUIRED, 'iterations where the next stage begins'),
     'gt_sizes': Option(List(Int(1)), REQUIRED, 'GT patch size per stage'),
@@ -224,6 +237,9 @@ TRAIN = Section({
     'history': Option(HISTORY, {}, 'history model H of the dynamic negatives (with contrastive_opt)'),
     'negatives': Option(NEGATIVES, {}, 'negatives H(x), H(D_j(x)) (with contrastive_opt)'),
     'progressive': Option(Optional(PROGRESSIVE), None, "Restormer's progressive patches"),
+    'quantization': Option(Optional(QUANTIZATION), None, 'quantization-aware training: the student trains as its '
+                           'fake-quantized twin, validation scores it, and the run ends with its INT8 artifact '
+                           '(models/net_g_int8.pth)'),
     'teacher_check': Option(Bool(), True, 'before training, the teacher on the first validation set against bicubic '
                             '(or the input at scale 1); more than 0.5 dB worse stops the run (not in RealWorldKDModel)'),
     # cost
@@ -591,6 +607,28 @@ def _check_realworld(parsed, synthesizes):
                           f'together (given: {given}).')
 
 
+def _check_quantization(parsed):
+    train, quantization = parsed.train, parsed.train.quantization
+    if quantization.freeze_iter is not None and quantization.freeze_iter < quantization.start_iter:
+        raise OptionError(f'train.quantization.freeze_iter ({quantization.freeze_iter}) comes before start_iter '
+                          f'({quantization.start_iter}): the ranges freeze after they start.')
+    if quantization.backend == 'x86' and not quantization.per_channel:
+        raise OptionError('train.quantization.per_channel: false, but backend x86 quantizes weights per output '
+                          'channel only (oneDNN); use per_channel: true, or backend: xnnpack.')
+    try:
+        require(quantization.backend)
+    except QuantizationError as error:
+        raise OptionError(f'train.quantization.backend: {error}') from error
+    if train.precision != 'float32':
+        raise OptionError(f'train.quantization with train.precision {train.precision}: fake quantization runs in '
+                          'float32; set precision: float32.')
+    for option in ('feature_opt', 'hint_opt'):
+        if getattr(train, option):
+            raise OptionError(f"train.{option} taps modules of the student, which its fake-quantized twin under "
+                              'train.quantization does not have (torch.export makes one graph of them): remove '
+                              f'train.{option} or train.quantization.')
+
+
 def _check_run(parsed, path):
     """Rules between sections: what each enabled term needs, and what must agree."""
     model = MODEL_REGISTRY.get(parsed.model_type) if parsed.model_type in MODEL_REGISTRY else None
@@ -630,6 +668,8 @@ def _check_run(parsed, path):
                           'ground truth.')
     if train.progressive:
         _check_progressive(parsed)
+    if train.quantization:
+        _check_quantization(parsed)
     _check_realworld(parsed, synthesizes_pairs(parsed.model_type))
     _check_scales(parsed)
     _check_windows(parsed)
@@ -713,7 +753,7 @@ DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 
              'network_d', 'train.gan_opt', 'train.optim_d', 'train.net_d_iters', 'train.net_d_init_iters',
              'gt_size', 'queue_size', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'resize_', 'gaussian_noise_prob',
              'noise_range', 'poisson_scale_range', 'gray_noise_prob', 'jpeg_range', 'second_blur_prob',
-             'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen',
+             'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen', 'train.quantization',
              'logger.keep_checkpoints')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),

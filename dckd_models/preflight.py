@@ -16,7 +16,8 @@ from basicsr.data import build_dataset
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_data.image_files import check_pairs, folder_shapes, lmdb_shapes
-from dckd_utils.schema import OptionError, closest
+from dckd_arch.quantized import QuantizationError, fake_quantizers, prepare, recipe
+from dckd_utils.schema import OptionError, closest, config
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import (KNOWN_DATASETS, REALWORLD_DATASETS, TEACHER_CHECK_SKIPPED, is_rewritten_by_resume, needs_teacher,
@@ -91,11 +92,35 @@ def preflight(opt, launcher='none', teacher_check=False):
     for role, network_key in (('student', 'network_g'), ('teacher', 'network_t')):
         for where, names in tapped_modules(parsed.train, role):
             check_module_names(networks[network_key], names, where)
+    if parsed.train.quantization:
+        lines.append(_quantization(parsed, networks['network_g'], launcher))
     summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks)]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(f'teacher   {TEACHER_CHECK_SKIPPED}' if synthesizes_pairs(parsed.model_type)
                        else _check_teacher(opt, parsed, networks['network_t']))
     return summary
+
+
+def _quantization(parsed, student, launcher):
+    """The student's fake-quantized twin made as training will make it: an operation the quantizer
+    or the exporter cannot handle is named here, not at start_iter."""
+    quantization = parsed.train.quantization
+    if launcher != 'none':
+        raise OptionError(f"train.quantization runs in one process for now (the fake quantizers' ranges are not "
+                          f'synchronised across ranks): start the run without --launcher {launcher}.')
+    made = recipe(config(parsed.network_g), parsed.scale, quantization.backend, quantization.per_channel, training=True)
+    try:
+        graph = prepare(student, made)
+    except QuantizationError as error:
+        raise OptionError(f'train.quantization: network_g ({parsed.network_g.type}) cannot be fake-quantized: '
+                          f'{error}') from error
+    frozen = f', ranges frozen from iteration {quantization.freeze_iter}' if quantization.freeze_iter is not None else ''
+    line = (f'quantize  from iteration {quantization.start_iter}, backend {quantization.backend}: '
+            f'{len(fake_quantizers(graph))} fake quantizers in the student{frozen}; INT8 artifact models/net_g_int8.pth')
+    if quantization.start_iter > parsed.train.total_iter:  # legal (a first part of a longer run), rarely meant
+        line += (f'\n          WARNING: train.quantization.start_iter ({quantization.start_iter}) is after '
+                 f'train.total_iter ({parsed.train.total_iter}): this run ends before the student trains quantized')
+    return line
 
 
 def _perceptual_weights(train):

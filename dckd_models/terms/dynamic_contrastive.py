@@ -103,7 +103,8 @@ class DynamicContrastiveKD(Term):
             inputs.append(self.degrade(lq.repeat(self.num_negatives - 1, 1, 1, 1)))
         chunks = torch.cat(inputs).split(self.frozen_chunk or len(lq))
         with self.model.autocast():
-            return torch.cat([self.net_history(images) for images in chunks])
+            history = self.model.as_trained(self.net_history)
+            return torch.cat([history(images) for images in chunks])
 
     def after_step(self, current_iter):
         if self.cri_dcl and self.history_schedule.updates_at(current_iter):

@@ -1,0 +1,154 @@
+"""Quantization-aware distillation (`train.quantization`): the student trains as its fake-quantized
+twin, whose weights are the student's own; validation never moves a range; the EMA's twin measures
+its own weights; a run resumes exactly across the iteration where QAT starts and within QAT; a
+resume with other quantization options is refused naming the option; the run's INT8 artifact
+computes what its fake-quantized twin emulated."""
+import os
+
+import pytest
+import torch
+
+from dckd_arch import quantized
+from dckd_models import DCKDModel
+from dckd_utils.schema import OptionError
+from in_process import dckd_train
+from test_models import batch, make_opt
+from test_pipeline import workspace  # noqa: F401  (fixture)
+from test_resume import assert_same_run, options, sub_images, train  # noqa: F401  (fixture)
+
+pytest.importorskip('torchao')
+
+
+def qat_model(tmp_path, **quantization):
+    torch.manual_seed(0)
+    opt = make_opt(tmp_path, quantization=quantization)
+    opt['train']['history']['steps'] = [1]
+    return DCKDModel(opt)
+
+
+def quantizer_state(graph):
+    return {k: v.clone() for k, v in quantized.fake_quantizers(graph).state_dict().items()}
+
+
+def same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_twin_trains_the_students_own_weights_from_start_iter(tmp_path):
+    model = qat_model(tmp_path, start_iter=2)
+    model.feed_data(batch(1))
+    model.optimize_parameters(1)
+    assert not model.qat.active  # iteration 1 is before start_iter
+    model.optimize_parameters(2)
+    student, twin = model.net_g, model.qat.graph('student')
+    weights = {id(p) for p in student.parameters()}
+    assert {id(p) for p in twin.parameters()} == weights  # the optimizer's tensors
+    before = [p.detach().clone() for p in student.parameters()]
+    model.optimize_parameters(3)
+    assert any(not torch.equal(a, p) for a, p in zip(before, student.parameters()))
+    with torch.no_grad():  # the twin is the student, quantized: near it, not it
+        float_output, fake_output = student(model.lq), twin(model.lq)
+    assert 0 < (float_output - fake_output).abs().max() < 0.1
+    assert set(quantizer_state(model.qat.graph('history'))) == set(quantizer_state(twin))  # negatives quantized too
+
+
+def test_ranges_move_until_freeze_iter_and_never_in_validation(tmp_path):
+    model = qat_model(tmp_path, start_iter=1, freeze_iter=3)
+    model.feed_data(batch(1))
+    model.optimize_parameters(1)
+    student = model.qat.graph('student')
+    moved = quantizer_state(student)
+    model.feed_data(batch(2))
+    model.optimize_parameters(2)
+    assert not same_state(moved, quantizer_state(student))  # observers learn on a new batch
+    for iteration in (3, 4):  # frozen from 3 on: fake quantization with fixed ranges
+        frozen = quantizer_state(student)
+        model.feed_data(batch(iteration))
+        model.optimize_parameters(iteration)
+        changed = {k.rsplit('.', 1)[-1] for k in frozen if not torch.equal(frozen[k], quantizer_state(student)[k])}
+        assert changed == ({'observer_enabled'} if iteration == 3 else set()), changed
+    model.feed_data(batch(9))
+    ema = model.qat.scored()
+    kept = quantizer_state(ema), quantizer_state(student)
+    model.test()
+    model.test()
+    assert same_state(kept[0], quantizer_state(ema)) and same_state(kept[1], quantizer_state(student))
+
+
+def test_the_ema_twin_takes_the_students_activation_ranges_and_measures_its_own_weights(tmp_path):
+    model = qat_model(tmp_path, start_iter=1)
+    for iteration in (1, 2):
+        model.feed_data(batch(iteration))
+        model.optimize_parameters(iteration)
+    ema, student = model.qat.scored(), model.qat.graph('student')
+    weights = {node.target: node.args[0].target for node in ema.graph.nodes
+               if node.op == 'call_module' and node.args[0].op == 'get_attr'}
+    assert weights, 'the graph has weight quantizers'
+    for name, quantizer in quantized.fake_quantizers(ema).items():
+        observer = quantizer.activation_post_process
+        if name in weights:  # per output channel: the EMA weights' own extremes
+            weight = ema.get_parameter(weights[name])
+            assert torch.equal(observer.min_val, weight.detach().amin(dim=(1, 2, 3)))
+            assert torch.equal(observer.max_val, weight.detach().amax(dim=(1, 2, 3)))
+        else:
+            assert torch.equal(observer.min_val, quantized.fake_quantizers(student)[name].activation_post_process.min_val)
+    assert model.net_g_ema is not model.net_g and ema is not student
+
+
+def qat_options(workspace, sub_images, name, total):  # noqa: F811
+    opt = options(workspace, sub_images, name, total, 0, None, 1)
+    opt['network_g'] = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2,
+                        'res_scale': 1, 'img_range': 1., 'rgb_mean': [0.5, 0.5, 0.5]}
+    opt['train']['quantization'] = {'start_iter': 3, 'freeze_iter': 5}
+    return opt
+
+
+@pytest.mark.slow
+def test_a_qat_dckd_run_resumes_exactly_across_start_iter_and_within_qat(workspace, sub_images, tmp_path):  # noqa: F811
+    straight = train(tmp_path, qat_options(workspace, sub_images, 'straight', 6))
+    printed = straight.stderr + straight.stdout
+    assert 'Quantization-aware training from iteration 3' in printed
+    assert 'Quantization-aware training: ranges frozen from iteration 5' in printed
+    models = tmp_path / 'experiments' / 'straight' / 'models'
+    assert not (models / 'net_g_quantization_2.pth').exists() and (models / 'net_g_quantization_3.pth').exists()
+    for name, stop in (('across_start', 2), ('within_qat', 4)):
+        train(tmp_path, qat_options(workspace, sub_images, name, stop))
+        resumed = train(tmp_path, qat_options(workspace, sub_images, name, 6), '--auto_resume')
+        assert_same_run(tmp_path, 'straight', name, 6, stop)
+        a, b = (torch.load(tmp_path / 'experiments' / run / 'models' / 'net_g_quantization_6.pth', weights_only=True)
+                for run in ('straight', name))
+        for role in ('student', 'history'):
+            assert same_state(a['quantizers'][role], b['quantizers'][role]), (name, role)
+        if stop == 4:
+            assert 'Resume: the fake quantizers from' in resumed.stderr + resumed.stdout
+    # the run ends with its INT8 artifact: the EMA student in integers, near its float weights
+    graph, content = quantized.load_artifact(str(models / 'net_g_int8.pth'))
+    assert content['training'] and content['backend'] == 'x86'
+    net = DCKDModel  # noqa: F841  (the float EMA student below comes from the run's checkpoint)
+    from basicsr.archs import build_network
+    ema = build_network(dict(content['network_g']))
+    ema.load_state_dict(torch.load(models / 'net_g_6.pth', weights_only=True)['params_ema'])
+    lq = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        difference = (graph(lq) - ema.eval()(lq)).abs()
+    assert 0 < difference.mean() < 2 / 255
+
+
+@pytest.mark.slow
+def test_a_resume_with_other_quantization_options_names_the_option(workspace, sub_images, tmp_path):  # noqa: F811
+    train(tmp_path, qat_options(workspace, sub_images, 'changed', 4))
+    opt = qat_options(workspace, sub_images, 'changed', 6)
+    opt['train']['quantization']['freeze_iter'] = 6
+    path = tmp_path / 'changed.yml'
+    import yaml
+    path.write_text(yaml.safe_dump(opt))
+    result = dckd_train(['-opt', path, '--auto_resume'], tmp_path)
+    assert result.returncode != 0
+    assert 'train.quantization.freeze_iter was 5 in the run being resumed and is 6 now' in result.stderr
+
+
+def test_an_option_error_for_a_run_under_several_processes(tmp_path):
+    opt = make_opt(tmp_path, quantization={})
+    opt.update(dist=True, world_size=2)
+    with pytest.raises(OptionError, match='train.quantization runs in one process'):
+        DCKDModel(opt)
