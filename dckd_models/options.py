@@ -171,7 +171,7 @@ QUANTIZATION = Section({
                           'quantization goes on (~: never)'),
     'per_channel': Option(Bool(), True, 'weights quantized per output channel (x86 supports only this)'),
     'history': Option(Choice('quantized', 'float'), 'quantized', "DCKD's history model: fake-quantized as the student "
-                      'is (its ranges move towards the source\'s as its weights do), or float'),
+                      'is (its own ranges, learned on the negatives it makes), or float'),
 })
 
 PROGRESSIVE = Section({

@@ -115,6 +115,12 @@ def datasets(task, phase, count=None):
 
 
 def training_file(table, method_name, pair, scale):
+    path, header, opt = training_options(table, method_name, pair, scale)
+    return path, render(header, opt)
+
+
+def training_options(table, method_name, pair, scale):
+    """(path under options/, header lines, options) of one training run of the table."""
     method, task = table.METHODS[method_name], pair['task'](scale)
     name = run_name(method_name, pair, scale)
     what = task['what'] if scale == 1 or task.get('own_recipe') else f'{task["what"]}, paper settings (spec section 5)'
@@ -167,7 +173,7 @@ def training_file(table, method_name, pair, scale):
     opt['val'] = {'val_freq': 5000, 'save_img': False, 'metrics': task['metrics']}
     opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True}
     opt['dist_params'] = {'backend': 'nccl', 'port': 29500}
-    return training_path(method_name, pair, scale), render(header, opt)
+    return training_path(method_name, pair, scale), header, opt
 
 
 def test_file(table, pair, scale):
@@ -192,7 +198,12 @@ def test_file(table, pair, scale):
 
 
 def demo_file(table, run):
-    """One step of dckd-demo: options/demo/<name>.yml."""
+    path, header, opt = demo_options(table, run)
+    return path, render(header, opt)
+
+
+def demo_options(table, run):
+    """(path, header, options) of one step of dckd-demo: options/demo/<name>.yml."""
     opt = {'name': run['name'], 'model_type': run['model_type'], 'scale': 4, 'num_gpu': 'auto', 'manual_seed': 0,
            'datasets': {'train': dict(table.DEMO_DATA['train'], gt_size=run['gt_size']), 'val': table.DEMO_DATA['val']},
            'network_g': run['network_g']}
@@ -215,12 +226,65 @@ def demo_file(table, run):
     }
     opt['val'] = {'val_freq': run.get('val_every', run['every']), 'save_img': False, 'metrics': table.metrics(4, True, None).value}
     opt['logger'] = {'print_freq': 100, 'save_checkpoint_freq': run['every'], 'use_tb_logger': False}
-    return os.path.join('demo', f'{run["name"]}.yml'), render([run['title']], opt)
+    return os.path.join('demo', f'{run["name"]}.yml'), [run['title']], opt
+
+
+def scaled(iterations, fraction):
+    return max(1, round(iterations * fraction))
+
+
+def quantized_file(table, method_name, row):
+    """options/quantized/<method>_<run>.yml: the quantization-aware fine-tune (`train.quantization`)
+    of the FP32 DCKD student of `row`'s run, with the terms of the FP32 run of `method_name`'s kind
+    (table.QAT_METHODS), `row['fraction']` of its schedule at a tenth of its learning rate."""
+    base_method, title = table.QAT_METHODS[method_name]
+    if 'demo' in row:
+        runs = {run['name']: run for run in table.DEMO_RUNS}
+        (source, header, base), (_, _, terms) = (demo_options(table, runs[name]) for name in (row['demo'], row[base_method]))
+    else:
+        pair = next(p for p in table.PAIRS if p['name'] == row['pair'])
+        (source, header, base), (_, _, terms) = (training_options(table, m, pair, row['scale']) for m in ('dckd', base_method))
+    name = f'{method_name}_{row["name"]}'
+    path = os.path.join('quantized', f'{name}.yml')
+    fp32 = plain(base['train'])
+    total = scaled(fp32['total_iter'], row['fraction'])
+    opt = {key: value for key, value in base.items() if key not in ('network_t', 'network_vqgan') or key in terms}
+    opt.update(name=name, path={'pretrain_network_g': C(f'experiments/{plain(base["name"])}/models/net_g_latest.pth',
+                                                       inline=f'the FP32 student of options/{source}'),
+                                'param_key_g': 'params_ema', 'strict_load_g': True, 'resume_state': None})
+    for network_key, suffixes in (('network_t', ('network_t', 'key_t', 'load_t')), ('network_vqgan', ('vqgan', ))):
+        if network_key in terms:
+            opt['path'].update({k: v for k, v in base['path'].items() if k.endswith(suffixes)})
+    train = {k: v for k, v in terms['train'].items() if k not in ('total_iter', 'scheduler', 'optim_g', 'history')}
+    optim = dict(plain(base['train']['optim_g']))
+    optim['lr'] = optim['lr'] / 10
+    train.update(optim_g=C(optim, inline="a tenth of the FP32 run's"),
+                 scheduler={'type': 'MultiStepLR', 'milestones': [scaled(total, 0.5)], 'gamma': 0.5},
+                 total_iter=C(total, inline=f"{row['fraction']:g} of the FP32 run's {fp32['total_iter']}"),
+                 quantization=C({'backend': 'x86', 'start_iter': 0, 'freeze_iter': scaled(total, 0.8),
+                                 'per_channel': True, 'history': 'quantized'},
+                                'Quantization-aware from the first iteration; the ranges freeze for the last fifth '
+                                '(docs/quantization.md).'))
+    if 'history' in terms['train']:
+        history = plain(terms['train']['history'])
+        train['history'] = dict(history, steps=[scaled(s, row['fraction']) for s in history['steps']],
+                                milestones=[m for m in (scaled(m, row['fraction']) for m in history['milestones'])
+                                            if m < total])
+        train['history']['steps'] = train['history']['steps'][:len(train['history']['milestones']) + 1]
+    opt['train'] = train
+    opt['val'] = dict(base['val'], val_freq=scaled(total, 0.25))
+    opt['logger'] = dict(base['logger'], save_checkpoint_freq=scaled(total, 0.25))
+    header = [f'{title}: a quantization-aware fine-tune of the FP32 student of options/{source} (train it first), '
+              'as its fake-quantized twin; the run ends with the INT8 artifact models/net_g_int8.pth.',
+              *header[1:2], f'Check: dckd-train --check -opt options/{path}', f'Train: dckd-train -opt options/{path}']
+    return path, render(header, opt)
 
 
 def all_files(table):
-    """{path under options/: text} for every pair, scale and method of the table, and the demo."""
+    """{path under options/: text} for every pair, scale and method of the table, the demo and the
+    quantized family."""
     files = dict(demo_file(table, run) for run in table.DEMO_RUNS)
+    files.update(quantized_file(table, method, row) for row in table.QUANTIZED for method in table.QAT_METHODS)
     for pair in table.PAIRS:
         for scale in pair['scales']:
             for method in methods(table, pair):

@@ -461,3 +461,14 @@ DEMO_RUNS = [
                'negatives': {'num': 3, 'probs': {'noise': 1.0}}},
      'title': 'Demo step 4: the same student with DCKD: Logits KD + DCR + DMM (paper weights).'},
 ]
+
+
+# ----- 8-bit students (options/quantized/): quantization-aware fine-tunes of distilled FP32 students -
+# method: (the FP32 method whose terms it keeps, title)
+QAT_METHODS = {'qat_l1': ('scratch', 'QAT with L1 only'), 'qat_logits': ('logits', 'QAT with Logits KD'),
+               'qat_dckd': ('dckd', 'QAT with DCKD')}
+QUANTIZED = [
+    {'name': 'demo_x4', 'demo': 'demo_dckd_x4', 'scratch': 'demo_scratch_x4', 'logits': 'demo_logits_x4', 'dckd': 'demo_dckd_x4',
+     'fraction': 0.25},
+    {'name': 'edsr_baseline_x4', 'pair': 'edsr_baseline', 'scale': 4, 'fraction': 0.1},
+]

@@ -20,7 +20,8 @@ left alone, so a model's `self.device` is `cuda` and its `device.type == 'cuda'`
 
 What it cannot see: CUDA kernels and their numerics (TF32, cuDNN, bfloat16: autocast casts
 nothing here), CUDA random streams (draws come from CPU generators), memory, streams and
-asynchronous errors, torch.compile, fused attention kernels, and NCCL; those need a GPU
+asynchronous errors, torch.compile and torch.export (the fake-quantized twins of `train.quantization`:
+tests/test_qat.py runs their step on a real CUDA device), fused attention kernels, and NCCL; those need a GPU
 (benchmarks/gpu_check.sh).
 """
 import contextlib

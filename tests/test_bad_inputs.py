@@ -240,6 +240,24 @@ CASES = [
      ['--force_yml', 'train:history:attenuation=2']),
     ('--import of a module that is not installed', lambda opt, ws: None,
      r"--import: cannot import 'nowhere_archs'", ['--import', 'nowhere_archs']),
+    # quantization-aware training
+    ('quantization key misspelt', set_key('train.quantization', {'start_iters': 0}),
+     r'train.quantization.start_iters: unknown option; did you mean start_iter\?', []),
+    ('quantization with taps of the student', lambda opt, ws: opt['train'].update(
+        quantization={}, feature_opt={'type': 'L1Loss', 'loss_weight': 1.0, 'student_taps': ['conv_first'],
+                                      'teacher_taps': ['conv_first']}),
+     r'train.feature_opt taps modules of the student, which its fake-quantized twin under train.quantization does '
+     r'not have', []),
+    ('quantization in bfloat16 mode', lambda opt, ws: opt['train'].update(quantization={}, precision='bfloat16'),
+     r'train.quantization with train.precision bfloat16: fake quantization runs in float32; set precision: float32',
+     []),
+    ('x86 quantization per tensor', set_key('train.quantization', {'per_channel': False}),
+     r'train.quantization.per_channel: false, but backend x86 quantizes weights per output channel only', []),
+    ('ranges frozen before quantization starts', set_key('train.quantization', {'start_iter': 2, 'freeze_iter': 1}),
+     r'train.quantization.freeze_iter \(1\) comes before start_iter \(2\)', []),
+    ('quantization under several processes', set_key('train.quantization', {}),
+     r'train.quantization runs in one process for now .* start the run without --launcher pytorch',
+     ['--launcher', 'pytorch']),
     # real-world runs: RealESRGANDataset's kernels, the degradation, the discriminator
     ('kernel option missing', realworld(delete_key('datasets.train.final_sinc_prob')),
      r'datasets.train.final_sinc_prob is missing: probability of the final sinc filter \(Real-ESRGAN: 0.8\)$', []),

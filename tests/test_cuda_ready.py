@@ -279,3 +279,4 @@ def test_dckd_evaluate_whole_and_tiled_and_dckd_profile_run_on_the_device(tmp_pa
     assert 'cuda float32 (ms)' in capsys.readouterr().out
     whole, tiled = ((tmp_path / f'{name}.csv').read_text().splitlines()[1].split(',') for name in ('whole', 'tiled'))
     assert all(np.isfinite(float(value)) and float(value) > 0 for value in whole[2:] + tiled[2:])  # PSNR, SSIM
+

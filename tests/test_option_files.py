@@ -96,7 +96,8 @@ def test_generating_again_changes_no_file():
         with open(path) as f:
             assert f.read() == text, f'{relative} differs from options/table.py: run python options/generate.py'
     committed = {os.path.relpath(os.path.join(root, name), OPTIONS_DIR)
-                 for phase in ('train', 'test', 'demo') for root, _, names in os.walk(os.path.join(OPTIONS_DIR, phase))
+                 for phase in ('train', 'test', 'demo', 'quantized')
+                 for root, _, names in os.walk(os.path.join(OPTIONS_DIR, phase))
                  for name in names if name.endswith('.yml')}
     assert committed == set(files), f'files the table does not write: {sorted(committed - set(files))}'
 
@@ -133,6 +134,32 @@ def test_written_values_read_back_as_the_table_means_them():
 def test_every_training_file_passes_the_option_schema(run):
     parsed = parse_training_options(load(find('train', run)), check_files=False)
     assert parsed.model_type == 'DCKDModel'  # scratch and logits are the same model with terms off
+
+
+# the quantization-aware fine-tunes (options/quantized/): (FP32 files they start from and take terms from)
+QUANTIZED = {'demo_x4': ('demo/demo_dckd_x4.yml', {'l1': 'demo/demo_scratch_x4.yml', 'logits': 'demo/demo_logits_x4.yml',
+                                                   'dckd': 'demo/demo_dckd_x4.yml'}),
+             'edsr_baseline_x4': ('train/edsr/dckd_edsr_baseline_x4.yml',
+                                  {kind: f'train/edsr/{fp32}_edsr_baseline_x4.yml'
+                                   for kind, fp32 in (('l1', 'scratch'), ('logits', 'logits'), ('dckd', 'dckd'))})}
+TERMS = ('pixel_opt', 'kd_opt', 'lcr_opt', 'contrastive_opt', 'distribution_opt', 'negatives')
+
+
+@pytest.mark.parametrize('student,method', [(s, m) for s in QUANTIZED for m in ('l1', 'logits', 'dckd')])
+def test_a_quantized_file_fine_tunes_the_distilled_student_with_its_methods_terms(student, method):
+    opt = load(os.path.join(OPTIONS_DIR, 'quantized', f'qat_{method}_{student}.yml'))
+    start, terms_file = QUANTIZED[student]
+    fp32, terms = load(os.path.join(OPTIONS_DIR, start)), load(os.path.join(OPTIONS_DIR, terms_file[method]))
+    parse_training_options(opt, check_files=False)
+    assert opt['path']['pretrain_network_g'] == f'experiments/{fp32["name"]}/models/net_g_latest.pth'
+    assert opt['path']['param_key_g'] == 'params_ema' and opt['network_g'] == fp32['network_g']
+    assert opt['train']['optim_g']['lr'] == pytest.approx(fp32['train']['optim_g']['lr'] / 10)
+    assert opt['train']['total_iter'] < fp32['train']['total_iter'] / 4 + 1
+    assert {t: opt['train'].get(t) for t in TERMS} == {t: terms['train'].get(t) for t in TERMS}
+    assert ('network_t' in opt) == ('network_t' in terms) and opt['datasets'] == fp32['datasets']
+    quantization = opt['train']['quantization']
+    assert quantization['backend'] == 'x86' and quantization['start_iter'] == 0
+    assert 0 < quantization['freeze_iter'] < opt['train']['total_iter']
 
 
 # ----- training files: one model, one scale, comparable students ------------------------------

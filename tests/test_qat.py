@@ -12,6 +12,7 @@ from dckd_arch import quantized
 from dckd_models import DCKDModel
 from dckd_utils.schema import OptionError
 from in_process import dckd_train
+from conftest import DEVICES
 from test_models import batch, make_opt
 from test_pipeline import workspace  # noqa: F401  (fixture)
 from test_resume import assert_same_run, options, sub_images, train  # noqa: F401  (fixture)
@@ -19,10 +20,11 @@ from test_resume import assert_same_run, options, sub_images, train  # noqa: F40
 pytest.importorskip('torchao')
 
 
-def qat_model(tmp_path, **quantization):
+def qat_model(tmp_path, device='cpu', **quantization):
     torch.manual_seed(0)
     opt = make_opt(tmp_path, quantization=quantization)
     opt['train']['history']['steps'] = [1]
+    opt['num_gpu'] = int(device == 'cuda')
     return DCKDModel(opt)
 
 
@@ -50,6 +52,22 @@ def test_the_twin_trains_the_students_own_weights_from_start_iter(tmp_path):
         float_output, fake_output = student(model.lq), twin(model.lq)
     assert 0 < (float_output - fake_output).abs().max() < 0.1
     assert set(quantizer_state(model.qat.graph('history'))) == set(quantizer_state(twin))  # negatives quantized too
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_a_quantization_aware_step_runs_on_the_models_device(tmp_path, device):
+    """The twins are captured on the device (the fake CUDA device cannot trace torch.export: a real
+    GPU runs this in benchmarks/gpu_check.sh)."""
+    model = qat_model(tmp_path, device, start_iter=1)
+    data = batch(1)
+    model.feed_data(data)
+    model.optimize_parameters(1)
+    model.feed_data(data)
+    model.test()
+    assert model.output.device.type == device
+    for role in ('student', 'ema', 'history'):
+        assert {t.device.type for t in quantized.fake_quantizers(model.qat.graph(role)).state_dict().values()} == {device}
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.log_dict.values())
 
 
 def test_ranges_move_until_freeze_iter_and_never_in_validation(tmp_path):
@@ -152,3 +170,31 @@ def test_an_option_error_for_a_run_under_several_processes(tmp_path):
     opt.update(dist=True, world_size=2)
     with pytest.raises(OptionError, match='train.quantization runs in one process'):
         DCKDModel(opt)
+
+
+def test_a_realworld_gan_step_trains_the_fake_quantized_student(tmp_path):
+    """RealWorldKDModel under QAT: the discriminator's first, lone iteration and then the GAN steps
+    (l_g_gan on the twin's output), with DCR's real-world negatives from the history model's twin."""
+    from basicsr.models import build_model
+    from test_cuda_ready import _Folders
+    from test_realworld_training import realworld_options, workspace as make_workspace
+    opt = realworld_options(make_workspace.__wrapped__(_Folders(tmp_path)), 'qat', total_iter=10)
+    del opt['train']['perceptual_opt']  # VGG19's file: tests/test_realworld_training.py trains with it
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, gt_size=48, queue_size=2)
+    opt['train'].update(net_d_init_iters=1, quantization={'start_iter': 1})
+    opt['path'].update(models=str(tmp_path / 'models'), training_states=str(tmp_path / 'states'))
+    generator = torch.Generator().manual_seed(0)
+    kernels = torch.rand(2, 21, 21, generator=generator)
+    model = build_model(opt)
+    student = [p.detach().clone() for p in model.net_g.parameters()]
+    for current_iter in (1, 2, 3):
+        model.feed_data({'gt': torch.rand(2, 3, 80, 80, generator=generator), 'gt_path': ['a', 'b'],
+                         'kernel1': kernels / kernels.sum((1, 2), keepdim=True), 'kernel2': kernels / 441,
+                         'sinc_kernel': torch.eye(21)[None].expand(2, 21, 21) / 21})
+        model.optimize_parameters(current_iter)
+        assert model.qat.active
+        if current_iter == 1:  # the discriminator alone: the student did not move
+            assert all(torch.equal(a, p) for a, p in zip(student, model.net_g.parameters()))
+    assert {'l_g_gan', 'l_kd', 'l_dcl', 'l_d_real'} <= set(model.log_dict)
+    assert any(not torch.equal(a, p) for a, p in zip(student, model.net_g.parameters()))
+    assert set(quantized.fake_quantizers(model.qat.graph('history')).state_dict())  # negatives quantized
