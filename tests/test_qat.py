@@ -198,3 +198,31 @@ def test_a_realworld_gan_step_trains_the_fake_quantized_student(tmp_path):
     assert {'l_g_gan', 'l_kd', 'l_dcl', 'l_d_real'} <= set(model.log_dict)
     assert any(not torch.equal(a, p) for a, p in zip(student, model.net_g.parameters()))
     assert set(quantized.fake_quantizers(model.qat.graph('history')).state_dict())  # negatives quantized
+
+
+class DataDependent(torch.nn.Module):
+    """A student whose forward branches on its input's values: one graph cannot hold it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+        self.shuffle = torch.nn.PixelShuffle(2)
+
+    def forward(self, images):
+        if images.mean() > 0.5:
+            images = 1 - images
+        return self.shuffle(self.conv(images))
+
+
+def test_check_names_a_student_the_quantizer_cannot_capture(tmp_path):
+    from basicsr.archs import build_network
+    from dckd_models.options import parse_training_options
+    from dckd_models.preflight import _quantization
+    from dckd_utils.schema import config
+    parsed = parse_training_options(make_opt(tmp_path, quantization={}), check_files=False)
+    with pytest.raises(OptionError, match=r'(?s)train.quantization: network_g \(EDSR\) cannot be fake-quantized: the '
+                                          r'network cannot be captured as one graph .*torch.export.*test_qat.py.*in '
+                                          r'forward.*images.mean\(\) > 0.5'):  # the file, line and code that branch
+        _quantization(parsed, DataDependent(), 'none')
+    line = _quantization(parsed, build_network(config(parsed.network_g)), 'none')
+    assert line.startswith('quantize  from iteration 0, backend x86:') and 'fake quantizers in the student' in line
