@@ -22,6 +22,7 @@ from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import (KNOWN_DATASETS, REALWORLD_DATASETS, TEACHER_CHECK_SKIPPED, is_rewritten_by_resume, needs_teacher,
                       needs_vqgan, parse_training_options, synthesizes_pairs)
+from .quantization import one_process_only
 from .taps import check_module_names
 from .teacher_check import check_teacher
 from .terms import tapped_modules
@@ -106,8 +107,7 @@ def _quantization(parsed, student, launcher):
     or the exporter cannot handle is named here, not at start_iter."""
     quantization = parsed.train.quantization
     if launcher != 'none':
-        raise OptionError(f"train.quantization runs in one process for now (the fake quantizers' ranges are not "
-                          f'synchronised across ranks): start the run without --launcher {launcher}.')
+        raise one_process_only(launcher)
     made = recipe(config(parsed.network_g), parsed.scale, quantization.backend, quantization.per_channel, training=True)
     try:
         graph = prepare(student, made)

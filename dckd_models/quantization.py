@@ -29,6 +29,12 @@ ARTIFACT = 'net_g_int8.pth'
 SETTINGS = ('backend', 'start_iter', 'freeze_iter', 'per_channel', 'history')
 
 
+def one_process_only(launcher):
+    """The refusal of a run of several processes (the check before training and the model's own)."""
+    return OptionError("train.quantization runs in one process for now (the fake quantizers' ranges are not "
+                       f'synchronised across ranks): start the run without --launcher {launcher}.')
+
+
 class QuantizationAwareTraining:
     """The fake-quantized twins of a KDModel's student, EMA student and history model (module doc)."""
 
