@@ -136,6 +136,8 @@ class KDModel(RestorationModel):
             networks['adapters'] = self.net_adapters
         for term in self.terms:
             networks.update(term.replicated_networks())
+        if self.qat and self.qat.active:
+            networks.update({f'{role} fake quantizers': q for role, q in self.qat.observing().items()})
         return networks
 
     def save_extra_networks(self, current_iter):
@@ -178,8 +180,13 @@ class KDModel(RestorationModel):
     # ----- training step ---------------------------------------------------------------------
 
     def as_trained(self, net):
-        """`net` as training runs it: its fake-quantized twin under train.quantization once QAT has begun."""
-        return self.qat.as_trained(net) if getattr(self, 'qat', None) else net
+        """`net` as training runs it: its fake-quantized twin under train.quantization once QAT has begun
+        (under DDP too: the twin is the bare network's)."""
+        if not getattr(self, 'qat', None):
+            return net
+        bare = self.get_bare_model(net)
+        twin = self.qat.as_trained(bare)
+        return net if twin is bare else twin
 
     def optimize_parameters(self, current_iter):
         if self.qat:
@@ -192,6 +199,8 @@ class KDModel(RestorationModel):
         losses = self.compute_losses(step)
         self.stop_unless_finite(losses, current_iter)
         sum(losses.values()).backward()
+        if self.opt['dist'] and self.qat and self.qat.active:  # the twin's forward is not DDP's
+            average_gradients(self.get_bare_model(self.net_g).parameters(), self.opt['world_size'])
         if self.opt['dist'] and self.net_adapters is not None:
             average_gradients(self.net_adapters.parameters(), self.opt['world_size'])
         self.optimizer_g.step()
@@ -258,6 +267,8 @@ class KDModel(RestorationModel):
         """After the optimizer and EMA updates."""
         for term in self.terms:
             term.after_step(current_iter)
+        if self.qat:
+            self.qat.after_step()
 
     # ----- checkpoints -----------------------------------------------------------------------
 

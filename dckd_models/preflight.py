@@ -22,7 +22,6 @@ from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .options import (KNOWN_DATASETS, REALWORLD_DATASETS, TEACHER_CHECK_SKIPPED, is_rewritten_by_resume, needs_teacher,
                       needs_vqgan, parse_training_options, synthesizes_pairs)
-from .quantization import one_process_only
 from .taps import check_module_names
 from .teacher_check import check_teacher
 from .terms import tapped_modules
@@ -94,7 +93,7 @@ def preflight(opt, launcher='none', teacher_check=False):
         for where, names in tapped_modules(parsed.train, role):
             check_module_names(networks[network_key], names, where)
     if parsed.train.quantization:
-        lines.append(_quantization(parsed, networks['network_g'], launcher))
+        lines.append(_quantization(parsed, networks['network_g']))
     summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks)]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(f'teacher   {TEACHER_CHECK_SKIPPED}' if synthesizes_pairs(parsed.model_type)
@@ -102,12 +101,10 @@ def preflight(opt, launcher='none', teacher_check=False):
     return summary
 
 
-def _quantization(parsed, student, launcher):
+def _quantization(parsed, student):
     """The student's fake-quantized twin made as training will make it: an operation the quantizer
     or the exporter cannot handle is named here, not at start_iter."""
     quantization = parsed.train.quantization
-    if launcher != 'none':
-        raise one_process_only(launcher)
     made = recipe(config(parsed.network_g), parsed.scale, quantization.backend, quantization.per_channel, training=True)
     try:
         graph = prepare(student, made)

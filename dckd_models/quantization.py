@@ -5,6 +5,11 @@ as they are, and `net_g_<iter>.pth` keeps BasicSR's layout (a float student that
 What QAT adds is the state of the fake quantizers (ranges, scales, zero points, observer
 switches), saved as `net_g_quantization_<iter>.pth` with every checkpoint and restored on resume.
 
+Under DDP (several ranks) the twin's forward is not DDP's: the student's gradients are averaged
+over the ranks after backward (one all-reduce, as DDP does), and after every step each rank takes
+rank 0's fake quantizers, as DDP's `broadcast_buffers` gives every rank rank 0's buffers: the
+replicas stay identical (checked at every checkpoint) while each rank observes its own batch.
+
 The twins, each captured as in eval mode (no stochastic depth or dropout under QAT):
 - the student's: every term's student pass runs through it;
 - DCKD's history model's (`history: quantized`): the negatives come from it;
@@ -21,18 +26,13 @@ import os
 import torch
 
 from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
 from dckd_arch.quantized import artifact, fake_quantizers, follow, load_state, observe, prepare, recipe
 from dckd_utils.schema import OptionError
 
 STATE_LABEL = 'net_g_quantization'  # models/net_g_quantization_<iter>.pth
 ARTIFACT = 'net_g_int8.pth'
 SETTINGS = ('backend', 'start_iter', 'freeze_iter', 'per_channel', 'history')
-
-
-def one_process_only(launcher):
-    """The refusal of a run of several processes (the check before training and the model's own)."""
-    return OptionError("train.quantization runs in one process for now (the fake quantizers' ranges are not "
-                       f'synchronised across ranks): start the run without --launcher {launcher}.')
 
 
 class QuantizationAwareTraining:
@@ -84,6 +84,17 @@ class QuantizationAwareTraining:
                     observe(self.graph(role), False)
             get_root_logger().info(f'Quantization-aware training: ranges frozen from iteration {current_iter}.')
 
+    def observing(self):
+        """The fake quantizers that learn (student's and history model's), by role."""
+        return {role: fake_quantizers(self.graph(role)) for role in ('student', 'history') if role in self.twins}
+
+    def after_step(self):
+        """Under DDP, every rank takes rank 0's fake quantizers (see the module doc)."""
+        if self.active and self.model.opt['dist']:
+            for quantizers in self.observing().values():
+                for tensor in quantizers.state_dict().values():
+                    torch.distributed.broadcast(tensor, src=0)
+
     def scored(self):
         """The twin validation scores and the artifact holds: the EMA student's when the run has one."""
         if 'ema' not in self.twins:
@@ -104,6 +115,7 @@ class QuantizationAwareTraining:
 
     # ----- checkpoints -----------------------------------------------------------------------
 
+    @master_only
     def save(self, current_iter):
         if not self.active:
             return
@@ -115,8 +127,8 @@ class QuantizationAwareTraining:
             get_root_logger().info(f'INT8 artifact ({self.options.backend}): {path} (dckd-evaluate, dckd-profile '
                                    'and dckd-quantize --benchmark read it)')
             return
-        state = {role: {k: v.detach().cpu() for k, v in fake_quantizers(self.graph(role)).state_dict().items()}
-                 for role in ('student', 'history') if role in self.twins}
+        state = {role: {k: v.detach().cpu() for k, v in quantizers.state_dict().items()}
+                 for role, quantizers in self.observing().items()}
         path = os.path.join(model.opt['path']['models'], f'{STATE_LABEL}_{current_iter}.pth')
         model.write_checkpoint_file({'recipe': self.recipe, 'quantizers': state}, path, current_iter)
 

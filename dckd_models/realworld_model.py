@@ -126,6 +126,8 @@ class RealWorldKDModel(KDModel):
             self.log_dict = OrderedDict()
             if self.ema_decay > 0:
                 self.model_ema(decay=self.ema_decay)
+            if self.qat:
+                self.qat.after_step()  # its observers saw this pass
         self.net_d.requires_grad_(True)
         self.log_dict.update(self.reduce_loss_dict(self.discriminator_step(current_iter)))
 

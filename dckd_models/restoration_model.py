@@ -18,7 +18,6 @@ from basicsr.utils import get_root_logger
 from dckd_arch.fused_attention import use_fused_attention
 from dckd_arch.padding import pad_to_multiple
 from .options import import_modules, parse_training_options
-from .quantization import one_process_only
 from .resumable import ResumableTraining
 from .schedules import CosineAnnealingRestartCyclicLR
 
@@ -34,8 +33,6 @@ class RestorationModel(ResumableTraining, SRModel):
         if opt['is_train']:
             import_modules(opt.get('import_modules', []), 'import_modules')  # also under BasicSR's train.py
             self.options = parse_training_options(opt)  # OptionError before any network is built
-            if opt['dist'] and self.options.train.quantization:  # BasicSR's train.py has no preflight
-                raise one_process_only(opt.get('launcher', 'pytorch'))
         self.mixed_precision = opt['is_train'] and self.options.train.precision == 'bfloat16'
         super().__init__(opt)
         if opt.get('fused_attention'):  # once every network exists

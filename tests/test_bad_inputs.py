@@ -255,9 +255,6 @@ CASES = [
      r'train.quantization.per_channel: false, but backend x86 quantizes weights per output channel only', []),
     ('ranges frozen before quantization starts', set_key('train.quantization', {'start_iter': 2, 'freeze_iter': 1}),
      r'train.quantization.freeze_iter \(1\) comes before start_iter \(2\)', []),
-    ('quantization under several processes', set_key('train.quantization', {}),
-     r'train.quantization runs in one process for now .* start the run without --launcher pytorch',
-     ['--launcher', 'pytorch']),
     # real-world runs: RealESRGANDataset's kernels, the degradation, the discriminator
     ('kernel option missing', realworld(delete_key('datasets.train.final_sinc_prob')),
      r'datasets.train.final_sinc_prob is missing: probability of the final sinc filter \(Real-ESRGAN: 0.8\)$', []),
