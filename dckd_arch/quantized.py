@@ -262,8 +262,8 @@ def load_artifact(path):
     content = read_artifact(path)
     require(content['backend'])
     net = build_network(dict(content['network_g'])).eval()
-    prepared = prepare(net, {key: content[key] for key in ('network_g', 'window', 'scale', 'backend', 'per_channel')}
-                       | {'training': content.get('training', False)})
+    prepared = prepare(net, recipe(content['network_g'], content['scale'], content['backend'], content['per_channel'],
+                                   content.get('training', False)))
     missing, unexpected = load_state(prepared, content['state'], strict=False)
     if missing or unexpected:
         made, here = content['versions'], versions()

@@ -28,6 +28,7 @@ import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from dckd_arch.quantized import artifact, fake_quantizers, follow, load_state, observe, prepare, recipe
+from dckd_utils.checkpoint import load_checkpoint
 from dckd_utils.schema import OptionError
 
 STATE_LABEL = 'net_g_quantization'  # models/net_g_quantization_<iter>.pth
@@ -115,22 +116,25 @@ class QuantizationAwareTraining:
 
     # ----- checkpoints -----------------------------------------------------------------------
 
-    @master_only
     def save(self, current_iter):
+        """The fake quantizers with every checkpoint (`net_g_quantization_<iter>.pth`, a key per role);
+        at the end (`current_iter` -1) the INT8 artifact instead."""
         if not self.active:
             return
-        model = self.model
         if current_iter == -1:
-            path = os.path.join(model.opt['path']['models'], ARTIFACT)
-            count = sum(p.numel() for p in self.twins['student'][0].parameters())
-            model.write_checkpoint_file(artifact(self.recipe, self.scored(), count), path, current_iter)
-            get_root_logger().info(f'INT8 artifact ({self.options.backend}): {path} (dckd-evaluate, dckd-profile '
-                                   'and dckd-quantize --benchmark read it)')
+            self.save_artifact()
             return
-        state = {role: {k: v.detach().cpu() for k, v in quantizers.state_dict().items()}
-                 for role, quantizers in self.observing().items()}
-        path = os.path.join(model.opt['path']['models'], f'{STATE_LABEL}_{current_iter}.pth')
-        model.write_checkpoint_file({'recipe': self.recipe, 'quantizers': state}, path, current_iter)
+        observing = self.observing()
+        self.model.save_network(list(observing.values()), STATE_LABEL, current_iter, param_key=list(observing))
+
+    @master_only
+    def save_artifact(self):
+        model = self.model
+        path = os.path.join(model.opt['path']['models'], ARTIFACT)
+        count = sum(p.numel() for p in self.twins['student'][0].parameters())
+        model.write_checkpoint_file(artifact(self.recipe, self.scored(), count), path, -1)
+        get_root_logger().info(f'INT8 artifact ({self.options.backend}): {path} (dckd-evaluate, dckd-profile '
+                               'and dckd-quantize --benchmark read it)')
 
     def resume(self, resume_state):
         """Check the resumed run's options against the state's; at or past start_iter, make the twins
@@ -151,6 +155,7 @@ class QuantizationAwareTraining:
             raise FileNotFoundError(f'resuming quantization-aware training needs the fake quantizers saved with the '
                                     f'state: {path} is missing.')
         self.begin(iteration)
-        for role, state in torch.load(path, map_location='cpu', weights_only=True)['quantizers'].items():
-            load_state(fake_quantizers(self.graph(role)), state)
+        saved_quantizers = load_checkpoint(path, 'fake quantizers')
+        for role, quantizers in self.observing().items():
+            load_state(quantizers, saved_quantizers[role])
         get_root_logger().info(f'Resume: the fake quantizers from {path}')

@@ -136,7 +136,7 @@ def test_a_qat_dckd_run_resumes_exactly_across_start_iter_and_within_qat(workspa
         a, b = (torch.load(tmp_path / 'experiments' / run / 'models' / 'net_g_quantization_6.pth', weights_only=True)
                 for run in ('straight', name))
         for role in ('student', 'history'):
-            assert same_state(a['quantizers'][role], b['quantizers'][role]), (name, role)
+            assert same_state(a[role], b[role]), (name, role)
         if stop == 4:
             assert 'Resume: the fake quantizers from' in resumed.stderr + resumed.stdout
     # the run ends with its INT8 artifact: the EMA student in integers, near its float weights
@@ -163,7 +163,7 @@ def test_two_gloo_ranks_keep_weights_and_fake_quantizers_identical(workspace, su
             'ranks.') in printed
     models = tmp_path / 'experiments' / 'ddp' / 'models'
     assert (models / 'net_g_int8.pth').exists()
-    observed = torch.load(models / 'net_g_quantization_4.pth', weights_only=True)['quantizers']['student']
+    observed = torch.load(models / 'net_g_quantization_4.pth', weights_only=True)['student']
     ranges = [v for k, v in observed.items() if k.endswith('activation_post_process.min_val')]
     assert ranges and all(torch.isfinite(v).all() for v in ranges)  # the twin ran: its observers saw the data
 
