@@ -9,6 +9,7 @@ tensor operation or touches a GPU: each run sets its thread count and initialise
     result = call(function, *args)       # function(*args) in a fresh process; its return value
     process = start(function, *args)     # the same, not waited for (a multiprocessing.Process)
     process = start(command, 'dckd.train', ['-opt', 'x.yml'], work, log_file, threads)   # a dckd command
+    process = start(command, 'dckd.train', argv, work, out_file, threads, err_file)      # stdout, stderr apart
 """
 import multiprocessing
 import os
@@ -63,10 +64,11 @@ def _returning(send, function, args):
         raise
 
 
-def command(module, argv, work, log_file, threads=None):
-    """`python -m module argv` run from the folder `work`, its output written to `log_file`, with
-    `threads` CPU threads (torch's default unless given): module.main(argv). The process's exit
-    code is the command's."""
+def command(module, argv, work, log_file, threads=None, error_file=None):
+    """`python -m module argv` run from the folder `work`, its output written to `log_file` (its
+    standard error to `error_file` when given), with `threads` CPU threads (torch's default unless
+    given): module.main(argv). The process's exit code is the command's."""
+    import atexit
     import importlib
 
     import torch
@@ -76,9 +78,15 @@ def command(module, argv, work, log_file, threads=None):
     with open(log_file, 'w') as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+    if error_file:
+        with open(error_file, 'w') as errors:
+            os.dup2(errors.fileno(), 2)
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     if threads:
         torch.set_num_threads(threads)
     sys.argv = [module, *argv]
-    importlib.import_module(module).main(argv)
+    try:
+        importlib.import_module(module).main(argv)
+    finally:  # as the interpreter does on leaving (a multiprocessing child leaves by os._exit, without them):
+        atexit._run_exitfuncs()  # the command's handlers (dckd-train's ends its leftover loader workers)

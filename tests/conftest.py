@@ -2,6 +2,7 @@
 import ast
 import itertools
 import os
+import sys
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(PROJECT_ROOT), 'shared')
 KEYS_DIR = os.path.join(SHARED, 'reference', 'keys')
 BENCHMARKS_DIR = os.path.join(SHARED, 'data', 'benchmarks')
+sys.path.insert(0, os.path.join(PROJECT_ROOT, 'benchmarks'))  # the benchmark scripts and their helpers
 
 
 def reference_layout(name):

@@ -1,5 +1,5 @@
-"""`dckd-train` run inside the test's own process, for runs whose process boundary a test does not
-check: it saves the 4 s in which a new interpreter imports torch, torchvision and BasicSR.
+"""`dckd-train` run inside the test's own process (`dckd_train`), for runs whose process boundary a
+test does not check: it saves the 4 s in which a new interpreter imports torch, torchvision and BasicSR.
 
 Each run starts as a new process would: in its own working directory, with BasicSR's logger set up
 anew (BasicSR sets it up once a process, so a second run would write no log file) and dckd's pipeline
@@ -9,10 +9,13 @@ ends), and the directory, sys.argv, the signal handlers, torch's thread count, t
 basicsr.train are as they were.
 What it printed comes back as a CompletedProcess, as from subprocess.run(..., text=True).
 
-Runs whose process is the point (exit codes after signals, torchrun, the message a shell shows, a
-resumed run that must not share memory with the run it resumes) stay new processes, as do runs with
-BasicSR's CPU prefetcher: it leaves a thread holding a data loader and its workers behind at every
-epoch, which only the end of a process takes away (a run that leaves processes behind fails here).
+A resumed run must not share memory with the run it resumes, and BasicSR's CPU prefetcher leaves a
+thread holding a data loader and its workers behind at every epoch, which only the end of a process
+takes away (a run that leaves processes behind fails here): those runs get a process of their own
+(`dckd_train_in_a_new_process`), forked from a server that has imported dckd and BasicSR and run
+nothing else (benchmarks/forked.py), so they also start without the imports. Runs whose process as
+a shell starts it is the point (exit codes after signals, torchrun, the message a shell shows, an
+environment of their own) stay `subprocess` runs.
 """
 import contextlib
 import gc
@@ -23,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 
 import torch
@@ -45,6 +49,20 @@ def dckd_train(args, cwd, threads=1):
     left = set(multiprocessing.active_children()) - children
     assert not left, f'dckd-train {" ".join(args)} left {len(left)} processes behind: run it in a new process'
     return subprocess.CompletedProcess(['dckd-train', *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def dckd_train_in_a_new_process(args, cwd, threads=1):
+    """`dckd-train ARGS` in `cwd` in a process of its own, on `threads` torch threads; what it printed
+    comes back as a CompletedProcess, as from subprocess.run(..., text=True)."""
+    import forked  # benchmarks/ (on sys.path: conftest.py)
+
+    args = [str(arg) for arg in args]
+    with tempfile.TemporaryDirectory() as streams:
+        out, err = os.path.join(streams, 'stdout'), os.path.join(streams, 'stderr')
+        process = forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err)
+        process.join()
+        with open(out) as stdout, open(err) as stderr:
+            return subprocess.CompletedProcess(['dckd-train', *args], process.exitcode, stdout.read(), stderr.read())
 
 
 def _exit_code(args):

@@ -1,14 +1,10 @@
 """The benchmark script: every row measured and tabulated (a functional check, not a timing), and
 its batch search."""
 import os
-import sys
 
 import pytest
 
-from conftest import PROJECT_ROOT
-
-sys.path.insert(0, os.path.join(PROJECT_ROOT, 'benchmarks'))
-import dckd_step  # noqa: E402
+import dckd_step  # benchmarks/ (on sys.path: conftest.py)
 
 
 @pytest.mark.slow
