@@ -211,7 +211,7 @@ STAGES = ('student forward', 'teacher forward', 'history model on the negatives'
           'backward', 'optimizer step', 'EMA update')
 
 
-def profile_stages(model, preset, device, batch, iterations=5):
+def profile_stages(model, preset, device, batch, iterations):
     """Markdown table: milliseconds per iteration of each stage of the step (STAGES), on the device
     and on the CPU, from torch.profiler over `iterations` iterations after two warm-up ones."""
     from unittest import mock
@@ -291,7 +291,7 @@ def measure_row(args, spec, folder):
     preset = dict(PRESETS[args.preset], batch=args.batch or PRESETS[args.preset]['batch'])
     model = build_model(preset, spec, args.device, folder)
     if spec.get('profile'):
-        return {'profile': profile_stages(model, preset, args.device, preset['batch'])}
+        return {'profile': profile_stages(model, preset, args.device, preset['batch'], args.iterations)}
     memory = PeakMemory(args.device)
     ms = time_iterations(model, preset, args.device, preset['batch'], args.iterations, args.warmup, memory)
     result = {'ms': ms, 'peak_mib': memory.peak_mib(), 'fit_batch': None}
@@ -354,7 +354,7 @@ def parse_args(argv):
     parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu', choices=['cuda', 'cpu'])
     parser.add_argument('--batch', type=int, help="the preset's batch size unless given")
-    parser.add_argument('--iterations', type=int, default=10)
+    parser.add_argument('--iterations', type=int, default=10, help='timed iterations a row (and profiled ones)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'], choices=['float32', 'bfloat16'])
     parser.add_argument('--ablations', action='store_true', help='add DCKD rows with each cost option changed')
