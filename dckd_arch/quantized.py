@@ -20,6 +20,7 @@ for bit; a different torch or torchao that captures another graph is named, not 
 """
 import importlib.util
 import os
+import traceback
 
 import torch
 
@@ -79,8 +80,34 @@ def capture(module, window, batches=False, device='cpu'):
     try:
         return torch.export.export(module, (example, ), dynamic_shapes={'images': dynamic}).module()
     except Exception as error:  # noqa: BLE001  (torch.export raises many kinds; each is reported the same way)
-        raise QuantizationError(f'the network cannot be captured as one graph for quantization (torch.export): '
-                                f'{type(error).__name__}: {str(error)[:1500]}') from error
+        raise QuantizationError(f'the network cannot be captured as one graph for quantization (torch.export)'
+                                f'{_where(module, error)}: {type(error).__name__}: {str(error)[:1500]}') from error
+
+
+def _where(module, error):
+    """' in module PATH (Class)': the innermost module whose forward the failed trace was in, from the
+    frames of `error` and of the errors it came from ('' when no frame is in a module's forward)."""
+    frames = []
+    while error is not None:  # the original error's frames are the innermost
+        frames = [*traceback.extract_tb(error.__traceback__), *(getattr(error, 'real_stack', None) or [])] + frames
+        error = error.__cause__ or error.__context__
+    inner = module.net if isinstance(module, Deployable) else module
+    for frame in reversed(frames):
+        paths = [name for name, sub in inner.named_modules() if _runs(type(sub).forward, frame)]
+        if paths:
+            kind = type(inner.get_submodule(paths[0])).__name__
+            more = f' (and {len(paths) - 1} more of its class)' if len(paths) > 1 else ''
+            return f' in module {paths[0] or "(the network itself)"} ({kind}){more}'
+    return ''
+
+
+def _runs(function, frame):
+    """Whether `frame` (a traceback.FrameSummary) is a line of `function`."""
+    code = getattr(function, '__code__', None)
+    if code is None or code.co_filename != frame.filename or frame.lineno is None:
+        return False
+    lines = [line for _, _, line in code.co_lines() if line is not None]
+    return min(lines) <= frame.lineno <= max(lines)
 
 
 def recipe(network_opt, scale, backend, per_channel=True, training=False):

@@ -210,18 +210,25 @@ def test_a_realworld_gan_step_trains_the_fake_quantized_student(tmp_path):
     assert set(quantized.fake_quantizers(model.qat.graph('history')).state_dict())  # negatives quantized
 
 
+class Branching(torch.nn.Module):
+    """A block whose forward branches on its input's values: one graph cannot hold it."""
+
+    def forward(self, features):
+        if features.mean() > 0.5:
+            features = 1 - features
+        return features
+
+
 class DataDependent(torch.nn.Module):
-    """A student whose forward branches on its input's values: one graph cannot hold it."""
+    """A student with a Branching block deep in its body."""
 
     def __init__(self):
         super().__init__()
-        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.Sequential(Branching()))
         self.shuffle = torch.nn.PixelShuffle(2)
 
     def forward(self, images):
-        if images.mean() > 0.5:
-            images = 1 - images
-        return self.shuffle(self.conv(images))
+        return self.shuffle(self.body(images))
 
 
 def test_check_names_a_student_the_quantizer_cannot_capture(tmp_path):
@@ -231,8 +238,9 @@ def test_check_names_a_student_the_quantizer_cannot_capture(tmp_path):
     from dckd_utils.schema import config
     parsed = parse_training_options(make_opt(tmp_path, quantization={}), check_files=False)
     with pytest.raises(OptionError, match=r'(?s)train.quantization: network_g \(EDSR\) cannot be fake-quantized: the '
-                                          r'network cannot be captured as one graph .*torch.export.*test_qat.py.*in '
-                                          r'forward.*images.mean\(\) > 0.5'):  # the file, line and code that branch
+                                          r'network cannot be captured as one graph for quantization \(torch.export\) '
+                                          r'in module body.1.0 \(Branching\): .*test_qat.py.*in forward.*'
+                                          r'features.mean\(\) > 0.5'):  # the module, and the file, line and code
         _quantization(parsed, DataDependent())
     line = _quantization(parsed, build_network(config(parsed.network_g)))
     assert line.startswith('quantize  from iteration 0, backend x86:') and 'fake quantizers in the student' in line
