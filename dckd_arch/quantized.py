@@ -38,6 +38,13 @@ PT2E_BACKENDS = ('x86', 'xnnpack')
 ARTIFACT_FORMAT = 1  # the artifact's 'dckd_int8' entry
 
 
+PER_CHANNEL_ONLY = {'x86': "oneDNN's int8 convolutions"}  # backends without per-tensor weights, and why
+
+
+def per_channel_only(backend):
+    return f'backend {backend} quantizes weights per output channel only ({PER_CHANNEL_ONLY[backend]})'
+
+
 class QuantizationError(RuntimeError):
     """A backend that cannot be used here, a network it cannot quantize, an artifact that cannot be
     read: the message names the option, module or file and what to do."""
@@ -56,10 +63,9 @@ def quantizer(backend, per_channel=True, training=False):
     """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor; with
     `training`, fake quantization for quantization-aware training instead of observers."""
     require(backend)
+    if not per_channel and backend in PER_CHANNEL_ONLY:
+        raise QuantizationError(f'{per_channel_only(backend)}; per-tensor weights: backend xnnpack or onnx')
     if backend == 'x86':
-        if not per_channel:
-            raise QuantizationError('backend x86 quantizes weights per output channel only (oneDNN\'s int8 '
-                                    'convolutions); per-tensor weights: backend xnnpack or onnx')
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer, get_default_x86_inductor_quantization_config)
         return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=training))

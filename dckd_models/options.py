@@ -20,7 +20,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_utils.known_files import known_at
 from dckd_data.realworld_degradation import DATASETS as REALWORLD_DATASETS, DEFAULTS as REALWORLD_DEFAULTS, \
     PAIR_DEFAULTS
-from dckd_arch.quantized import QuantizationError, require
+from dckd_arch.quantized import PER_CHANNEL_ONLY, QuantizationError, per_channel_only, require
 from dckd_losses.contrastive_loss import PAPER_LEVEL_WEIGHTS
 from dckd_utils.schema import (REQUIRED, Bool, Choice, Component, Float, Int, Kind, List, Option, OptionError, Optional,
                          Section, Text, closest)
@@ -612,9 +612,9 @@ def _check_quantization(parsed):
     if quantization.freeze_iter is not None and quantization.freeze_iter < quantization.start_iter:
         raise OptionError(f'train.quantization.freeze_iter ({quantization.freeze_iter}) comes before start_iter '
                           f'({quantization.start_iter}): the ranges freeze after they start.')
-    if quantization.backend == 'x86' and not quantization.per_channel:
-        raise OptionError('train.quantization.per_channel: false, but backend x86 quantizes weights per output '
-                          'channel only (oneDNN); use per_channel: true, or backend: xnnpack.')
+    if not quantization.per_channel and quantization.backend in PER_CHANNEL_ONLY:
+        raise OptionError(f'train.quantization.per_channel: false, but {per_channel_only(quantization.backend)}; use '
+                          f'per_channel: true, or backend: xnnpack.')
     try:
         require(quantization.backend)
     except QuantizationError as error:
