@@ -32,9 +32,10 @@ from dckd_step import PRESETS  # noqa: E402
 
 BASE_OPTIONS = os.path.join(PROJECT_ROOT, 'options', 'train', 'swinir', 'dckd_swinir_x4.yml')
 ITERATIONS = 4
-# the dry run's: one Swin block a stage and a two-level VQGAN (its level weights given to match)
-DRY_RUN_NETWORKS = dict(student=dict(PRESETS['cpu']['student'], depths=[1], num_heads=[2]),
-                        teacher=dict(PRESETS['cpu']['teacher'], depths=[1, 1], num_heads=[2, 2]),
+# the dry run's: one Swin block, a two-level VQGAN (its level weights given to match) and a teacher of
+# the student's layout, whose compiled graph is then the history model's (compiled once, for both)
+DRY_RUN_STUDENT = dict(PRESETS['cpu']['student'], depths=[1], num_heads=[2])
+DRY_RUN_NETWORKS = dict(student=DRY_RUN_STUDENT, teacher=dict(DRY_RUN_STUDENT),
                         vqgan=dict(PRESETS['cpu']['vqgan'], ch_mult=[1, 2]), level_weights=[0.5, 1.0])
 
 

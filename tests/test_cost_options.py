@@ -10,8 +10,8 @@ from dckd_losses.contrastive_loss import NegativeSums
 from dckd_models import DCKDModel
 from dckd_models.terms.dynamic_contrastive import DynamicContrastiveKD
 from dckd_utils.schema import OptionError
-from conftest import DEVICES, TINY_VQGAN
-from test_models import batch, make_opt
+from conftest import DEVICES, TINY_VQGAN, edsr
+from test_models import SCALE, batch, make_opt
 
 
 class SavedForBackward:
@@ -141,17 +141,18 @@ def test_bfloat16_losses_are_the_float32_losses_to_bfloat16_accuracy(tmp_path, d
         assert low[key] == pytest.approx(full[key], rel=0.05), key
 
 
-# a VQGAN of two levels: compiling on a CPU costs a C++ compiler run per distinct kernel (a minute
-# less than the five levels of TINY_VQGAN); the student's path through it is compiled for backward too
+# compiling on a CPU costs a C++ compiler run per distinct kernel: a VQGAN of two levels (a minute
+# less than the five levels of TINY_VQGAN; the student's path through it is compiled for backward
+# too) and a teacher of the student's layout, whose compiled graph is then the history model's
 TWO_LEVEL_VQGAN = dict(TINY_VQGAN, ch_mult=[1, 2])
-TWO_LEVELS = {'vqgan': TWO_LEVEL_VQGAN,
-              'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1, 'level_weights': [0.5, 1.0]}}
+FEW_KERNELS = {'vqgan': TWO_LEVEL_VQGAN, 'teacher': edsr(8, 1, SCALE),
+               'contrastive_opt': {'type': 'DynamicContrastiveLoss', 'loss_weight': 0.1, 'level_weights': [0.5, 1.0]}}
 
 
 @pytest.mark.slow
 def test_compiled_frozen_networks_give_the_eager_step(tmp_path):
-    eager = one_step_losses(tmp_path, 'float32', **TWO_LEVELS).log_dict
-    model = one_step_losses(tmp_path, 'float32', compile_frozen=True, **TWO_LEVELS)
+    eager = one_step_losses(tmp_path, 'float32', **FEW_KERNELS).log_dict
+    model = one_step_losses(tmp_path, 'float32', compile_frozen=True, **FEW_KERNELS)
     for key in eager:
         assert model.log_dict[key] == pytest.approx(eager[key], rel=1e-4), key
     for net in (model.net_t, model.net_vqgan, model.net_history):  # checkpoints keep their key names
