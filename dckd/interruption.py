@@ -112,7 +112,11 @@ def _end_with(parent):
 def end_leftover_workers():
     """At exit: kill the data loader workers still alive (they ignore SIGTERM, with which
     multiprocessing would otherwise try to end them, and wait for ever). Register it with atexit
-    after multiprocessing is imported, so that it runs before multiprocessing's own exit handler."""
+    after multiprocessing is imported, so that it runs before multiprocessing's own exit handler.
+    torch's SIGCHLD handler raises in the main thread when one of its workers dies: it goes first,
+    or the first worker's end, noticed before the next kill, would leave the others alive."""
+    if hasattr(signal, 'SIGCHLD') and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for child in multiprocessing.active_children():
         if child.daemon:
             child.kill()

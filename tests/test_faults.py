@@ -332,6 +332,36 @@ def test_a_worker_whose_rank_ended_before_it_started_ends_at_once():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+LEFTOVER_WORKERS_AT_EXIT = """
+import multiprocessing, os, time, torch
+from dckd.interruption import end_leftover_workers, ignoring_stop_signals
+
+loaders = [iter(torch.utils.data.DataLoader(list(range(8)), num_workers=2, worker_init_fn=ignoring_stop_signals(None)))
+           for _ in range(2)]  # two epochs' loaders of BasicSR's CPU prefetcher, left with their workers
+for loader in loaders:
+    next(loader)  # the workers run, and torch's SIGCHLD handler is set
+kill = multiprocessing.Process.kill
+
+def kill_on_a_busy_machine(process):  # the worker's end reaches this process before the next kill
+    kill(process)
+    time.sleep(0.5)
+
+multiprocessing.Process.kill = kill_on_a_busy_machine
+end_leftover_workers()
+print(len([child for child in multiprocessing.active_children() if child.is_alive()]), flush=True)
+os._exit(0)  # multiprocessing's own exit handler would wait for any worker left, for ever
+"""
+
+
+def test_every_leftover_worker_ends_at_exit_however_fast_their_ends_are_noticed():
+    """torch's SIGCHLD handler raises in the main thread when one of its workers dies: at exit, that
+    stopped the loop that kills the leftover workers after the first, and multiprocessing then waited
+    for the others for ever (a run with BasicSR's CPU prefetcher that never ended on a busy machine)."""
+    done = subprocess.run([sys.executable, '-c', LEFTOVER_WORKERS_AT_EXIT], capture_output=True, text=True,
+                          timeout=30, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert done.returncode == 0 and done.stdout.split() == ['0'], done.stdout + done.stderr[-3000:]
+
+
 WORKERS_OF_A_FORKSERVER_PROCESS = """
 import multiprocessing, torch
 from dckd.interruption import ignoring_stop_signals
