@@ -60,7 +60,11 @@ def dckd_train_in_a_new_process(args, cwd, threads=1):
     with tempfile.TemporaryDirectory() as streams:
         out, err = os.path.join(streams, 'stdout'), os.path.join(streams, 'stderr')
         process = forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err)
-        process.join()
+        process.join(timeout=600)
+        if process.is_alive():  # as subprocess.run(..., timeout=600): a run that never ends fails the test
+            process.kill()
+            process.join()
+            raise subprocess.TimeoutExpired(['dckd-train', *args], 600)
         with open(out) as stdout, open(err) as stderr:
             return subprocess.CompletedProcess(['dckd-train', *args], process.exitcode, stdout.read(), stderr.read())
 
