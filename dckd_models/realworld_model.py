@@ -115,12 +115,12 @@ class RealWorldKDModel(KDModel):
     def optimize_parameters(self, current_iter):
         if self.net_d is None:
             return super().optimize_parameters(current_iter)
-        if self.qat:
-            self.qat.before_step(current_iter)
         self.net_d.requires_grad_(False)
         if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
             super().optimize_parameters(current_iter)  # the student's step, l_g_gan among its losses
         else:  # the discriminator alone; the EMA still moves every iteration, as in BasicSR
+            if self.qat:
+                self.qat.before_step(current_iter)  # the student's step does it in KDModel
             with torch.no_grad():
                 self.output = self.as_trained(self.net_g)(self.lq)
             self.log_dict = OrderedDict()

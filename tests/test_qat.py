@@ -181,7 +181,6 @@ def test_a_resume_with_other_quantization_options_names_the_option(workspace, su
     assert 'train.quantization.freeze_iter was 5 in the run being resumed and is 6 now' in result.stderr
 
 
-
 def test_a_realworld_gan_step_trains_the_fake_quantized_student(tmp_path):
     """RealWorldKDModel under QAT: the discriminator's first, lone iteration and then the GAN steps
     (l_g_gan on the twin's output), with DCR's real-world negatives from the history model's twin."""
