@@ -8,13 +8,20 @@ scan) and writes one-line registration files into its folders: our archs, losses
 models are then registered, and BasicSR's train_pipeline, which the fork's own train.py calls, runs
 with dckd's parts (resumable data stream, teacher check, robust resume, stop signals: dckd/train.py),
 so `python basicsr/train.py -opt options/train/*/dckd_*.yml` or `python hat/train.py -opt ...` trains
-DCKD without editing the fork. `remove` deletes exactly those files. Files are recognised by a
-marker line; a file of the same name without it is never touched. dckd must be importable by the
-Python that runs the fork (install both into one environment).
+DCKD without editing the fork; a stop or a refusal ends it as it ends dckd-train (exit code 75
+or 1 with one line). A fork's package imports basicsr before any file of its folders is read, and
+basicsr fails to import on torchvision >= 0.17 and Python >= 3.12 without dckd's import fix: so
+`install` also writes a start-up hook into the environment of the Python that runs it (HOOK in
+its site-packages, read by every Python start there), which installs the fix first. `remove`
+deletes exactly those files, the hook once no fork of the environment needs it. Files are
+recognised by a marker line; a file of the same name without it is never touched. dckd must be
+importable by the Python that runs the fork (install both into one environment, and run
+dckd-dropin with that Python).
 """
 import argparse
 import os
 import sys
+import sysconfig
 
 MARKER = '# written by dckd-dropin; remove with: dckd-dropin remove <fork>'
 # folder: (registration file, its line); archs/ and models/ must be there, losses/ and data/ may
@@ -27,6 +34,10 @@ FILES = {
                'install_on_training()'),
 }
 SCANNED = {'archs': '_arch.py', 'models': '_model.py', 'losses': '_loss.py', 'data': '_dataset.py'}
+HOOK = 'dckd_dropin.pth'  # site-packages runs a .pth file's `import` lines at every start of Python
+HOOK_FORK = '# for: '  # one line per fork installed (a comment to site-packages)
+HOOK_IMPORT = ("import importlib.util; importlib.util.find_spec('dckd_utils') and __import__('dckd_utils')"
+               '  # installs the fix (dckd_utils/compat.py); nothing once dckd is uninstalled')
 
 
 def _scans(package, folder):
@@ -73,16 +84,45 @@ def _ours(path):
         return MARKER in f.read()
 
 
+def hook_path():
+    """The start-up hook's path: the site-packages of the Python running dckd-dropin."""
+    return os.path.join(sysconfig.get_paths()['purelib'], HOOK)
+
+
+def _hooked_forks(hook):
+    """The forks the hook at `hook` serves (none when there is no hook)."""
+    if not os.path.exists(hook):
+        return []
+    with open(hook) as f:
+        return [line[len(HOOK_FORK):].rstrip('\n') for line in f if line.startswith(HOOK_FORK)]
+
+
+def _write_hook(hook, forks):
+    lines = [MARKER, "# dckd's import fix for basicsr before any package imports it (dckd-dropin, docs/dropin.md)",
+             *(HOOK_FORK + fork for fork in forks), HOOK_IMPORT]
+    with open(hook, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
 def install(fork):
     package = find_package(fork)
     targets = _targets(package)
-    for path, _ in targets:
+    hook = hook_path()
+    for path, _ in targets + [(hook, None)]:
         if os.path.exists(path) and not _ours(path):
             raise SystemExit(f'{path} exists and was not written by dckd-dropin; not touching it.')
+    if not os.access(os.path.dirname(hook), os.W_OK):
+        raise SystemExit(f'cannot write the start-up hook into {os.path.dirname(hook)} (not writable): run dckd-dropin '
+                         "with the Python of the environment that runs the fork, as a user who may install into it "
+                         "(python -m dckd.dropin install ...); nothing was written.")
     for path, text in targets:
         with open(path, 'w') as f:
             f.write(text)
         print(f'wrote {path}')
+    forks = [other for other in _hooked_forks(hook) if other != os.path.abspath(fork)]
+    _write_hook(hook, forks + [os.path.abspath(fork)])
+    print(f"wrote {hook}: a start-up hook of this environment ({sys.prefix}) that installs dckd's import fix before "
+          "the fork's package imports basicsr")
 
 
 def remove(fork):
@@ -93,6 +133,16 @@ def remove(fork):
                 continue
             os.remove(path)
             print(f'removed {path}')
+    hook = hook_path()
+    if not os.path.exists(hook) or not _ours(hook):
+        return
+    others = [other for other in _hooked_forks(hook) if other != os.path.abspath(fork)]
+    if others:
+        _write_hook(hook, others)
+        print(f'kept {hook}: the start-up hook serves {", ".join(others)} too')
+    else:
+        os.remove(hook)
+        print(f'removed {hook}')
 
 
 def main(argv=None):

@@ -2,7 +2,7 @@
 
 SIGTERM (what Slurm and Kubernetes send before they kill a job), SIGINT (Ctrl-C) and SIGUSR1
 (Slurm's `--signal=USR1@120`) ask the run to stop (`StopRequest`): the iteration in progress
-finishes, a checkpoint is written for it, and dckd-train exits with EXIT_INTERRUPTED. With several
+finishes, a checkpoint is written for it, and the process exits with EXIT_INTERRUPTED. With several
 processes every rank asks after each iteration whether any rank was signalled (one all-reduce of a
 flag), so all stop after the same iteration, and rank 0 alone writes.
 
@@ -32,12 +32,17 @@ HEARTBEAT_EVERY = 1.0  # seconds
 LOST_AFTER = 30.0  # seconds without a heartbeat from a rank on another host
 
 
-class Interrupted(Exception):
-    """The run stopped after `iteration` on `signal_name`, its checkpoint written."""
+class Interrupted(SystemExit):
+    """The run stopped after `iteration` on `signal_name`, its checkpoint written. Raised out of the
+    training loop, it ends the process with EXIT_INTERRUPTED and no traceback: under dckd-train and
+    under a fork's own train.py alike (dckd-dropin), whose `train_pipeline(...)` call catches nothing."""
 
     def __init__(self, iteration, signal_name):
-        super().__init__(f'{signal_name}: stopped after iteration {iteration}')
+        super().__init__(EXIT_INTERRUPTED)
         self.iteration, self.signal_name = iteration, signal_name
+
+    def __str__(self):
+        return f'{self.signal_name}: stopped after iteration {self.iteration}'
 
 
 class StopRequest:

@@ -26,6 +26,7 @@ that dies makes the others stop within seconds (exit 76), naming it.
 import argparse
 import atexit
 import datetime
+import functools
 import os
 import sys
 
@@ -36,8 +37,8 @@ import basicsr.utils.options
 import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and models in BasicSR's registries)
 from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
 from basicsr.utils import check_resume, dist_util, get_root_logger
-from dckd.interruption import (EXIT_INTERRUPTED, EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest, any_rank,
-                               end_leftover_workers, ignoring_stop_signals)
+from dckd.interruption import (EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest, any_rank, end_leftover_workers,
+                               ignoring_stop_signals)
 from dckd_data.resumable import ResumableSampler, SampleKey, SeededSamples, stream_changes, stream_fingerprint
 from dckd_models.options import TEACHER_CHECK_SKIPPED, import_modules, synthesizes_pairs
 from dckd_models.preflight import is_checked_model, preflight, read_options_file
@@ -49,6 +50,8 @@ from dckd_utils.schema import OptionError
 
 # rank 0 validates alone while the others wait at their next collective: give it time
 DIST_TIMEOUT = datetime.timedelta(hours=2)
+# what stops a run on every rank with one line (exit code 1): the message says what to do
+STOP_ERRORS = (TrainingStopped, CheckpointNotWritten, NoUsableCheckpoint)
 
 
 def load_resume_state(opt, warn):
@@ -84,22 +87,39 @@ class TrainingPipeline:
     (dckd_data/resumable.py: the training dataset and sampler are swapped for seeded ones, every
     model saves its random states, dckd_models/resumable.py, and a resumed run starts the stream
     at the state's iteration, warning when the options that decide the stream changed), and the
-    teacher checked against bicubic before a new run trains (dckd_models/teacher_check.py)."""
+    teacher checked against bicubic before a new run trains (dckd_models/teacher_check.py).
 
-    def __init__(self, stop, namespace):
+    The run ends as dckd-train ends it, whoever called train_pipeline (dckd-train, or a fork's own
+    train.py after dckd-dropin): a stop signal with exit code 75 and the command that continues it,
+    a run that cannot go on (STOP_ERRORS) with exit code 1 and one line saying why; no traceback."""
+
+    def __init__(self, stop, namespace, program, command):
         """`namespace`: the globals of the module whose train_pipeline runs (basicsr.train, or the
-        __main__ of `python basicsr/train.py`)."""
+        __main__ of `python basicsr/train.py`); `program`, the name that starts its messages;
+        `command`, the words that started the run (`--auto_resume` added, they continue it)."""
         self.basicsr_create_loaders = namespace['create_train_val_dataloader']
         self.basicsr_build_dataset = namespace['build_dataset']
         self.basicsr_build_model = namespace['build_model']
         self.resume_state = self.loaders = None
         self.stop, self.resume_warnings, self.namespace = stop, [], namespace
+        self.program, self.command = program, command
 
     def install(self):
-        self.namespace.update(load_resume_state=self.load_resume_state, build_dataset=self.build_dataset,
-                              EnlargedSampler=ResumableSampler,
+        self.namespace.update(load_resume_state=self.ending_the_run(self.load_resume_state),
+                              build_dataset=self.build_dataset, EnlargedSampler=ResumableSampler,
                               create_train_val_dataloader=self.create_train_val_dataloader,
-                              build_model=self.build_model, MessageLogger=MessageLogger)
+                              build_model=self.ending_the_run(self.build_model), MessageLogger=MessageLogger)
+
+    def ending_the_run(self, function):
+        """`function`, with STOP_ERRORS ending the process: exit code 1, their message on one line."""
+        @functools.wraps(function)
+        def ending(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except STOP_ERRORS as error:  # every rank stops with it
+                end_of_run(together=False)
+                raise SystemExit(f'{self.program}: {error}') from None
+        return ending
 
     def load_resume_state(self, opt):
         self.resume_state = load_resume_state(opt, self.resume_warnings.append)  # logged once the log exists
@@ -124,7 +144,11 @@ class TrainingPipeline:
                 get_root_logger().info(f'{self.stop.signal_name}: saving the models and training state of iteration '
                                        f'{current_iter}.')
                 model.save(self.loaders[1].epoch, current_iter)  # the sampler's epoch: the one the loop is in
-                raise Interrupted(current_iter, self.stop.signal_name)
+                interrupted = Interrupted(current_iter, self.stop.signal_name)
+                get_root_logger().info(f'{interrupted}, its checkpoint written. Continue with: '
+                                       f'{resume_command(self.command)}')
+                end_of_run()
+                raise interrupted
 
         def save_on_every_rank_or_none(epoch, current_iter):
             if current_iter == -1 and RANK_WATCH is not None:  # training is over (BasicSR's final save):
@@ -140,7 +164,8 @@ class TrainingPipeline:
             if failure is not None:
                 raise failure
 
-        model.optimize_parameters, model.save = optimize_parameters, save_on_every_rank_or_none
+        model.optimize_parameters = self.ending_the_run(optimize_parameters)
+        model.save = self.ending_the_run(save_on_every_rank_or_none)
         return model
 
     def check_teacher(self, model, opt):
@@ -219,11 +244,10 @@ def lost_rank_message(message):
     print(f'dckd-train: {message}', file=sys.stderr, flush=True)
 
 
-def resume_command(argv):
-    """The command that continues this run."""
+def resume_command(command):
+    """The command that continues the run `command` (its words) started."""
     launched = 'torchrun ... ' if 'LOCAL_RANK' in os.environ else ''
-    words = ['dckd-train', *argv] + ([] if '--auto_resume' in argv else ['--auto_resume'])
-    return launched + ' '.join(words)
+    return launched + ' '.join(command + ([] if '--auto_resume' in command else ['--auto_resume']))
 
 
 def dckd_arguments(argv):
@@ -290,17 +314,10 @@ def main(argv=None):
     # being imported, and basicsr.train imports them
     import basicsr.train
 
-    install_into_basicsr(vars(basicsr.train))
+    install_into_basicsr(vars(basicsr.train), 'dckd-train', ['dckd-train', *argv])
     sys.argv = [sys.argv[0]] + rest
     try:
-        basicsr.train.train_pipeline(os.getcwd())
-    except Interrupted as interrupted:
-        get_root_logger().info(f'{interrupted}, its checkpoint written. Continue with: {resume_command(argv)}')
-        end_of_run()
-        sys.exit(EXIT_INTERRUPTED)
-    except (TrainingStopped, CheckpointNotWritten, NoUsableCheckpoint) as stop_error:  # every rank stops with it
-        end_of_run(together=False)
-        sys.exit(f'dckd-train: {stop_error}')
+        basicsr.train.train_pipeline(os.getcwd())  # a stop ends the process in it (TrainingPipeline)
     except Exception:
         lost = RANK_WATCH.lost_message() if RANK_WATCH is not None else None
         if lost:  # a collective failed because a rank died: say so instead of the collective's traceback
@@ -314,18 +331,19 @@ STOP = None  # this process's StopRequest, installed with the first pipeline
 PIPELINES = set()  # id() of every namespace dckd's pipeline is installed in
 
 
-def install_into_basicsr(namespace):
+def install_into_basicsr(namespace, program, command):
     """dckd's parts in the BasicSR training pipeline whose module globals are `namespace`: the
     TrainingPipeline, stop signals and init_dist (once per namespace). dckd-train does it to
-    basicsr.train; a drop-in does it when a fork's own train.py starts (`install_on_training`)."""
+    basicsr.train; a drop-in does it when a fork's own train.py starts (`install_on_training`).
+    `program` starts dckd's messages; `command`: the words that started the run."""
     global STOP
     if id(namespace) in PIPELINES:
         return
     if STOP is None:
-        STOP = StopRequest(log=lambda text: os.write(2, f'dckd-train: {text}\n'.encode()))  # safe in a handler
+        STOP = StopRequest(log=lambda text: os.write(2, f'{program}: {text}\n'.encode()))  # safe in a handler
         STOP.install()
         atexit.register(end_leftover_workers)
-    TrainingPipeline(STOP, namespace).install()
+    TrainingPipeline(STOP, namespace, program, command).install()
     basicsr.utils.options.init_dist = init_dist
     PIPELINES.add(id(namespace))
 
@@ -341,8 +359,9 @@ def install_on_training():
     parse = options.parse_options
 
     def parse_options(root_path, is_train=True):
-        if is_train:
-            install_into_basicsr(sys._getframe(1).f_globals)  # the train_pipeline's module
+        if is_train:  # into the train_pipeline's module; messages start with 'dckd:'
+            command = sys.argv if 'LOCAL_RANK' in os.environ else ['python', *sys.argv]  # torchrun ... train.py
+            install_into_basicsr(sys._getframe(1).f_globals, 'dckd', command)
         return parse(root_path, is_train)
 
     parse_options.installs_dckd = True

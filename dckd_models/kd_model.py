@@ -11,7 +11,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from dckd_utils.registry import register
 from dckd_utils.schema import OptionError
 from .frozen import build, check_detected, checkpoint_source, freeze, load_into
-from .negatives import NegativeDegrader
+from .negatives import NegativeDegrader, undegraded_warning
 from .options import is_rewritten_by_resume, needs_teacher
 from .quantization import QuantizationAwareTraining
 from .restoration_model import RestorationModel
@@ -153,6 +153,9 @@ class KDModel(RestorationModel):
 
     def negative_degradation(self, options):
         """D_j of DCR's negatives H(D_j(x)): the degradations of `train.negatives`."""
+        warning = undegraded_warning(options)
+        if warning:
+            get_root_logger().warning(warning)
         return NegativeDegrader(options, self.rng)
 
     def load_teacher(self, net, source):

@@ -11,6 +11,18 @@ import math
 import torch
 from torch.nn import functional as F
 
+
+def undegraded_warning(options):
+    """Why every negative H(D_j(x)) would be H(x) (`train.negatives.probs` all 0 under the dckd
+    pipeline, N > 1): legal, but almost never meant; None otherwise."""
+    if options.pipeline != 'dckd' or options.num < 2 or any(vars(options.probs).values()):
+        return None
+    return (f'train.negatives.probs are all 0 (noise, blur and resize): no negative is degraded, so each of the '
+            f'{options.num - 1} degraded negatives H(D_j(x)) is the history model\'s output on the clean input, H(x), '
+            'and DCR pushes the student away from that one image only. Set train.negatives.probs.noise: 1.0 (the '
+            'released default), or another probability above 0.')
+
+
 def _uniform(low, high, size, generator):
     return low + (high - low) * torch.rand(size, generator=generator, device=generator.device)
 

@@ -20,6 +20,7 @@ from dckd_arch.quantized import QuantizationError, fake_quantizers, prepare, rec
 from dckd_utils.schema import OptionError, closest, config
 from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
+from .negatives import undegraded_warning
 from .options import (KNOWN_DATASETS, REALWORLD_DATASETS, TEACHER_CHECK_SKIPPED, is_rewritten_by_resume, needs_teacher,
                       needs_vqgan, parse_training_options, synthesizes_pairs)
 from .taps import check_module_names
@@ -88,6 +89,9 @@ def preflight(opt, launcher='none', teacher_check=False):
                           'Add manual_seed: 0 (any integer).')
     summary = [f'model     {parsed.model_type}, {parsed.train.total_iter} iterations, scale {parsed.scale}',
                'terms     ' + '; '.join(_terms(parsed.train))]
+    undegraded = undegraded_warning(parsed.train.negatives) if parsed.train.contrastive_opt else None
+    if undegraded:
+        summary[-1] += f'\n          WARNING: {undegraded}'
     lines, networks = _networks(parsed)
     for role, network_key in (('student', 'network_g'), ('teacher', 'network_t')):
         for where, names in tapped_modules(parsed.train, role):

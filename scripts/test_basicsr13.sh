@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The tests that touch BasicSR's API (pipeline and drop-in, teacher check, resume, bad inputs,
-# evaluation) on BasicSR 1.3.4.9, the version HAT and other forks pin. Builds ./.venv-basicsr13 on
+# The tests that touch BasicSR's API (pipeline and drop-in, teacher check, resume, a stop under a
+# fork's train.py, bad inputs, evaluation) on BasicSR 1.3.4.9, the version HAT and other forks pin. Builds ./.venv-basicsr13 on
 # first use: ./.venv's packages (torch and the rest, set up by ensure_env.sh) with basicsr 1.3.4.9
 # in front of them. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/ensure_env.sh"
@@ -20,4 +20,5 @@ fi
 "$venv/bin/python" -c 'import basicsr; assert basicsr.__version__ == "1.3.4.9", basicsr.__version__'
 exec "$venv/bin/python" -m pytest tests/test_basicsr_versions.py tests/test_pipeline.py tests/test_teacher_check.py \
   tests/test_bad_inputs.py tests/test_evaluate.py "tests/test_resume.py::test_resumed_runs_equal_the_uninterrupted_one" \
+  "tests/test_faults.py::test_a_stop_signal_under_a_forks_own_train_py_exits_75_with_one_line_and_resumes_exactly" \
   -p no:cacheprovider -n auto --dist worksteal "$@"

@@ -6,7 +6,8 @@ torn, train in the test's own process: tests/in_process.py.)
 
 - A stop signal ends the run after the iteration in progress, with a checkpoint of it and exit
   code 75; `--auto_resume` then trains what the uninterrupted run trains, bit for bit (one process,
-  and two gloo ranks under torchrun with the signal sent to the launcher).
+  and two gloo ranks under torchrun with the signal sent to the launcher). The same under a
+  BasicSR-based project's own train.py after dckd-dropin.
 - `--auto_resume` takes the newest training state whose state and model files all load, warning
   about each one it skips; with none usable it stops with one message.
 - A checkpoint that cannot be written (ENOSPC) stops the run naming the folder and the space;
@@ -28,7 +29,7 @@ import yaml
 
 from dckd.interruption import EXIT_INTERRUPTED, _process_gone as process_gone
 from test_distributed import free_port
-from test_pipeline import TRAIN, workspace  # noqa: F401  (fixture)
+from test_pipeline import TRAIN, basicsr_project, dropin, environment_of_its_own, workspace  # noqa: F401  (fixture)
 from test_resume import assert_same_run, options, sub_images, train  # noqa: F401  (fixture)
 
 TOTAL = 9  # 12 pairs / batch 2: 6 batches an epoch, so a resumed run crosses into the next one
@@ -103,6 +104,35 @@ def test_a_stop_signal_saves_the_iteration_and_the_resumed_run_equals_the_straig
     assert ranks > 1 or f'{name} received again: already stopping' in output
     assert f'stopped after iteration {stopped_at}' in output and '--auto_resume' in output
     finish(tmp_path, run_options(workspace, sub_images, 'stopped', TOTAL), ranks, '--auto_resume')
+    assert_same_run(tmp_path, 'straight', 'stopped', TOTAL, stopped_at)
+
+
+@pytest.mark.slow
+def test_a_stop_signal_under_a_forks_own_train_py_exits_75_with_one_line_and_resumes_exactly(
+        workspace, sub_images, tmp_path):  # noqa: F811
+    """A project's train.py (tests/test_pipeline.py: PROJECT_FILES) calls BasicSR's train_pipeline and
+    catches nothing: dckd's stop still ends it as it ends dckd-train."""
+    finish(tmp_path, run_options(workspace, sub_images, 'straight', TOTAL))  # dckd-train, for comparison
+    project, env = basicsr_project(tmp_path)  # its experiments/ beside the straight run's
+    python, _ = environment_of_its_own(tmp_path / 'env')
+    assert dropin(python, 'install', project).returncode == 0
+    path = write(tmp_path, run_options(workspace, sub_images, 'stopped', TOTAL))
+    fork_train = [python, 'myproj/train.py', '-opt', str(path)]
+    run = subprocess.Popen(fork_train, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=dict(env, OMP_NUM_THREADS='1'))
+    lines = wait_for(run, r'iter:\s+3,')
+    run.send_signal(signal.SIGTERM)
+    output = ''.join(lines + list(run.stdout))
+    assert run.wait(timeout=120) == EXIT_INTERRUPTED and 'Traceback' not in output, output[-3000:]
+    assert 'dckd: SIGTERM received: stopping after this iteration' in output
+    ending = [line for line in output.splitlines() if 'its checkpoint written' in line]
+    stopped_at = int(os.listdir(tmp_path / 'experiments/stopped/training_states')[0][:-len('.state')])
+    assert len(ending) == 1 and ending[0].endswith(f'SIGTERM: stopped after iteration {stopped_at}, its checkpoint '
+                                                   f'written. Continue with: python {" ".join(fork_train[1:])} '
+                                                   '--auto_resume'), output[-3000:]
+    resumed = subprocess.run(fork_train + ['--auto_resume'], cwd=project, capture_output=True, text=True, timeout=600,
+                             env=dict(env, OMP_NUM_THREADS='1'))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(tmp_path, 'straight', 'stopped', TOTAL, stopped_at)
 
 

@@ -1,6 +1,7 @@
 """BasicSR's own pipelines driving dckd: train.py, exact resume, test.py, and the drop-in step."""
 import os
 import shutil
+import site
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torchvision
 import yaml
 
 import basicsr
@@ -149,56 +151,96 @@ def test_test_py_evaluates_a_trained_student(workspace, tmp_path):
 
 @pytest.fixture
 def basicsr_checkout(tmp_path):
-    """A BasicSR-like checkout: the installed basicsr 1.4.2 package copied into <fork>/basicsr."""
+    """A BasicSR-like checkout: the installed basicsr package copied into <fork>/basicsr; (fork, the
+    environment variables that make it importable, the Python of an environment of its own)."""
     fork = tmp_path / 'fork'
     shutil.copytree(os.path.dirname(basicsr.__file__), fork / 'basicsr',
                     ignore=shutil.ignore_patterns('__pycache__'))
     env = dict(os.environ, PYTHONPATH=str(fork))
-    return fork, env
+    return fork, env, environment_of_its_own(tmp_path / 'env')[0]
 
 
-def dropin(*args):
-    return subprocess.run([sys.executable, '-m', 'dckd.dropin', *map(str, args)], capture_output=True, text=True)
+def dropin(python, *args):
+    """`python -m dckd.dropin ARGS`: `python` is an environment_of_its_own's (install writes into it)."""
+    return subprocess.run([python, '-m', 'dckd.dropin', *map(str, args)], capture_output=True, text=True)
 
 
 def test_dropin_makes_basicsr_train_py_of_a_checkout_train_dckd(workspace, basicsr_checkout):
-    fork, env = basicsr_checkout
-    assert dropin('install', fork).returncode == 0
+    fork, env, python = basicsr_checkout
+    assert dropin(python, 'install', fork).returncode == 0
     opt_path = write_options(fork, dckd_options(workspace, 'in_fork', total_iter=2, checkpoint_freq=2))
-    result = run([sys.executable, 'basicsr/train.py'], fork, opt_path, env=env)
+    result = run([python, 'basicsr/train.py'], fork, opt_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (fork / 'experiments/in_fork/models/net_history_latest.pth').exists()
 
-    assert dropin('remove', fork).returncode == 0
+    assert dropin(python, 'remove', fork).returncode == 0
     assert not any('dckd_ext' in f for d in ('archs', 'losses', 'models') for f in os.listdir(fork / 'basicsr' / d))
     assert (fork / 'basicsr/models/sr_model.py').exists()
 
 
 def test_dropin_reports_a_fork_that_registers_one_of_our_names(workspace, basicsr_checkout):
-    fork, env = basicsr_checkout
+    fork, env, python = basicsr_checkout
     (fork / 'basicsr/models/their_kd_model.py').write_text(
         'from basicsr.utils.registry import MODEL_REGISTRY\n\n\n'
         '@MODEL_REGISTRY.register()\nclass DCKDModel:\n    pass\n')
-    dropin('install', fork)
+    dropin(python, 'install', fork)
     opt_path = write_options(fork, dckd_options(workspace, 'clash', total_iter=2, checkpoint_freq=2))
-    result = run([sys.executable, 'basicsr/train.py'], fork, opt_path, env=env)
+    result = run([python, 'basicsr/train.py'], fork, opt_path, env=env)
     assert result.returncode != 0
     assert "cannot register 'DCKDModel'" in result.stderr and 'their_kd_model' in result.stderr
 
 
-def test_dropin_never_touches_files_it_did_not_write(basicsr_checkout):
-    fork, _ = basicsr_checkout
+def test_dropin_never_touches_files_it_did_not_write(basicsr_checkout, tmp_path):
+    fork, _, python = basicsr_checkout
     theirs = fork / 'basicsr/models/dckd_ext_model.py'
     theirs.write_text('# the fork owns this file\n')
-    result = dropin('install', fork)
+    result = dropin(python, 'install', fork)
     assert result.returncode != 0 and 'not written by dckd-dropin' in result.stderr
     assert theirs.read_text() == '# the fork owns this file\n'
     assert not (fork / 'basicsr/archs/dckd_ext_arch.py').exists()
+    assert not list((tmp_path / 'env').rglob('dckd_dropin.pth'))  # nor the start-up hook: nothing at all
+    theirs.unlink()
+    hook = next((tmp_path / 'env').rglob('site-packages')) / 'dckd_dropin.pth'
+    hook.write_text('import this_environments_own_hook\n')
+    result = dropin(python, 'install', fork)
+    assert result.returncode != 0 and f'{hook} exists and was not written by dckd-dropin' in result.stderr
+    assert hook.read_text() == 'import this_environments_own_hook\n' and not theirs.exists()
 
 
-PROJECT_FILES = {  # a BasicSR-based project as HAT is laid out: its own package, basicsr from the environment
+def test_the_start_up_hook_stays_while_another_fork_of_the_environment_needs_it(tmp_path):
+    python, own_site = environment_of_its_own(tmp_path / 'env')
+    hook = os.path.join(own_site, 'dckd_dropin.pth')
+    first, _ = basicsr_project(tmp_path / 'first')
+    second, _ = basicsr_project(tmp_path / 'second')
+    for project in (first, second, first):  # a second install of one fork changes nothing
+        assert dropin(python, 'install', project).returncode == 0
+    removed = dropin(python, 'remove', first)
+    assert removed.returncode == 0 and f'kept {hook}: the start-up hook serves {second}' in removed.stdout
+    removed = dropin(python, 'remove', second)
+    assert removed.returncode == 0 and f'removed {hook}' in removed.stdout and not os.path.exists(hook)
+
+
+# a BasicSR-based project as HAT is laid out: its own package, basicsr from the environment. The package
+# imports its folders, so basicsr, and basicsr.data.degradations (as HAT's Real-ESRGAN dataset does),
+# which imports torchvision.transforms.functional_tensor, before any file of its archs/ is read.
+PROJECT_FILES = {
     '.gitignore': 'experiments/\ntb_logger/\nresults/\n__pycache__/\n',
-    'myproj/__init__.py': '',
+    'myproj/__init__.py': ''.join(f'from .{folder} import *  # noqa: F401,F403\n' for folder in ('data', 'archs', 'models')),
+    'myproj/data/__init__.py': (
+        'import importlib\nfrom os import path as osp\n\nfrom basicsr.utils import scandir\n\n'
+        'data_folder = osp.dirname(osp.abspath(__file__))\n'
+        "dataset_filenames = [osp.splitext(osp.basename(v))[0] for v in scandir(data_folder) if v.endswith('_dataset.py')]\n"
+        "_dataset_modules = [importlib.import_module(f'myproj.data.{name}') for name in dataset_filenames]\n"),
+    'myproj/data/noisy_paired_image_dataset.py': (
+        'from basicsr.data.degradations import random_add_gaussian_noise\n'
+        'from basicsr.data.paired_image_dataset import PairedImageDataset\n'
+        'from basicsr.utils import img2tensor, tensor2img\n'
+        'from basicsr.utils.registry import DATASET_REGISTRY\n\n\n'
+        '@DATASET_REGISTRY.register()\nclass NoisyPairedImageDataset(PairedImageDataset):\n'
+        '    """Paired images, Gaussian noise added to the LQ one."""\n\n'
+        '    def __getitem__(self, index):\n        item = super().__getitem__(index)\n'
+        "        noisy = random_add_gaussian_noise(tensor2img(item['lq']) / 255., sigma_range=(1, 10))\n"
+        "        item['lq'] = img2tensor(noisy, bgr2rgb=True, float32=True)\n        return item\n"),
     'myproj/archs/__init__.py': (
         'import importlib\nfrom os import path as osp\n\nfrom basicsr.utils import scandir\n\n'
         'arch_folder = osp.dirname(osp.abspath(__file__))\n'
@@ -236,26 +278,57 @@ PROJECT_FILES = {  # a BasicSR-based project as HAT is laid out: its own package
 }
 
 
+def basicsr_project(root):
+    """PROJECT_FILES under `root`; (root, the environment variables that make its package importable)."""
+    for relative, text in PROJECT_FILES.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    return root, dict(os.environ, PYTHONPATH=str(root))
+
+
+def environment_of_its_own(folder):
+    """(its Python, its site-packages) of a new virtual environment at `folder` that sees this one's
+    packages (torch, basicsr, dckd...) but has a site-packages of its own, where dckd-dropin writes its
+    start-up hook: as in a user's environment, and without touching the one the tests run in."""
+    subprocess.run([os.path.join(sys.base_prefix, 'bin', 'python3'), '-m', 'venv', '--without-pip', str(folder)],
+                   check=True)
+    python = str(folder / 'bin' / 'python')
+    own_site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(own_site, '00_packages_of_the_test_environment.pth'), 'w') as f:
+        f.writelines(f'import site; site.addsitedir({directory!r})\n' for directory in site.getsitepackages())
+    return python, own_site
+
+
 def git(project, *args):
     return subprocess.run(['git', *args], cwd=project, capture_output=True, text=True, check=True).stdout
 
 
 def test_dropin_makes_the_train_py_of_a_basicsr_based_project_train_dckd(workspace, tmp_path):
-    """A project with its own package scanning archs/ and models/ (no losses/ or data/), its own arch
-    and model, its own train.py calling BasicSR's train_pipeline: after `dckd-dropin install`, it
-    trains a DCKD student from a teacher of its own arch, with the teacher check on; `remove`
-    leaves `git status` clean."""
-    project = tmp_path / 'project'
-    for relative, text in PROJECT_FILES.items():
-        (project / relative).parent.mkdir(parents=True, exist_ok=True)
-        (project / relative).write_text(text)
+    """A project with its own package scanning archs/, models/ and data/ (no losses/), its own arch,
+    model and dataset, its own train.py calling BasicSR's train_pipeline, and a package that imports
+    basicsr first, as HAT's does. basicsr imports torchvision.transforms.functional_tensor, which this
+    torchvision lacks: the project's train.py cannot start until `dckd-dropin install`, whose start-up
+    hook in the environment installs dckd's import fix first; it then trains a DCKD student from a
+    teacher of its own arch, with the teacher check on. `remove` takes the hook away (the train.py
+    fails as before) and leaves `git status` clean."""
+    assert not os.path.exists(os.path.join(os.path.dirname(torchvision.transforms.__file__), 'functional_tensor.py'))
+    project, env = basicsr_project(tmp_path / 'project')
     git(project, 'init', '-q')
     git(project, 'add', '.')
     git(project, '-c', 'user.name=u', '-c', 'user.email=u@u', 'commit', '-qm', 'project')
-    installed = dropin('install', project)
+    python, own_site = environment_of_its_own(tmp_path / 'env')
+    no_fix = "No module named 'torchvision.transforms.functional_tensor'"
+    before = subprocess.run([python, 'myproj/train.py'], cwd=project, capture_output=True, text=True, env=env)
+    assert before.returncode != 0 and no_fix in before.stderr, before.stderr[-3000:]
+
+    installed = dropin(python, 'install', project)
     assert installed.returncode == 0, installed.stderr
     assert sorted(f for f in os.listdir(project / 'myproj/archs') if 'dckd' in f) == ['dckd_ext_arch.py']
     assert sorted(f for f in os.listdir(project / 'myproj/models') if 'dckd' in f) == ['dckd_ext_model.py']
+    assert sorted(f for f in os.listdir(project / 'myproj/data') if 'dckd' in f) == ['dckd_ext_dataset.py']
+    hook = os.path.join(own_site, 'dckd_dropin.pth')
+    assert f'wrote {hook}: a start-up hook' in installed.stdout
 
     zero = {'conv.weight': torch.zeros(3, 3, 3, 3), 'conv.bias': torch.zeros(3)}  # exactly bicubic
     torch.save({'params': zero}, tmp_path / 'bicubic_teacher.pth')
@@ -263,24 +336,23 @@ def test_dropin_makes_the_train_py_of_a_basicsr_based_project_train_dckd(workspa
     opt['network_t'] = {'type': 'BicubicResidual', 'upscale': SCALE}
     opt['path']['pretrain_network_t'] = str(tmp_path / 'bicubic_teacher.pth')
     opt['train']['teacher_check'] = True
+    opt['datasets']['train']['type'] = 'NoisyPairedImageDataset'  # the project's own
     opt_path = write_options(tmp_path, opt)
-    # the project imports basicsr before any file of ours: basicsr 1.4.2 needs its import fix first, as a
-    # user environment where the project runs provides it (docs/dropin.md)
-    (tmp_path / 'site').mkdir()
-    (tmp_path / 'site/sitecustomize.py').write_text('from dckd_utils import compat\ncompat.install()\n')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(project), str(tmp_path / 'site')]))
-    result = run([sys.executable, 'myproj/train.py'], project, opt_path, env=env)
+    result = run([python, 'myproj/train.py'], project, opt_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     log = next((project / 'experiments/from_project_teacher').glob('train_*.log')).read_text()
     assert 'Teacher check on tiny_val' in log  # dckd's pipeline runs inside the project's train.py
     assert (project / 'experiments/from_project_teacher/models/net_history_2.pth').exists()
 
-    assert dropin('remove', project).returncode == 0
-    assert git(project, 'status', '--porcelain') == ''
+    removed = dropin(python, 'remove', project)
+    assert removed.returncode == 0 and f'removed {hook}' in removed.stdout, removed.stderr
+    assert git(project, 'status', '--porcelain') == '' and not os.path.exists(hook)
+    after = subprocess.run([python, 'myproj/train.py'], cwd=project, capture_output=True, text=True, env=env)
+    assert after.returncode != 0 and no_fix in after.stderr, after.stderr[-3000:]
 
 
 def test_dropin_names_what_a_folder_that_is_no_fork_lacks(tmp_path):
     (tmp_path / 'pkg').mkdir()
     (tmp_path / 'pkg/__init__.py').write_text('')
-    done = dropin('install', tmp_path)
+    done = dropin(environment_of_its_own(tmp_path / 'env')[0], 'install', tmp_path)
     assert done.returncode != 0 and 'neither a BasicSR checkout' in done.stderr and '(pkg)' in done.stderr

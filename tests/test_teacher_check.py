@@ -13,7 +13,8 @@ from basicsr.archs import build_network
 from dckd.paired_data import paired_subimages
 from dckd_models.teacher_check import TeacherWorseThanBaseline, check_teacher
 from conftest import edsr
-from test_pipeline import TRAIN, dckd_options, hr_images, workspace, write_options  # noqa: F401  (fixture)
+from test_pipeline import (TRAIN, basicsr_project, dckd_options, dropin, environment_of_its_own, hr_images,  # noqa: F401
+                           workspace, write_options)
 
 BICUBIC_PACKAGE = '''from torch import nn
 from torch.nn import functional as F
@@ -92,6 +93,23 @@ def test_training_stops_before_any_iteration_with_a_random_teacher(workspace, tm
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('dckd-train: Teacher check on tiny_val') and 'worse than bicubic' in last
     assert os.listdir(tmp_path / 'experiments/bad_teacher/models') == []  # the student never trained
+
+
+@pytest.mark.slow
+def test_a_forks_own_train_py_refuses_a_random_teacher_with_the_same_one_line(workspace, tmp_path):  # noqa: F811
+    """Under a project's train.py after dckd-dropin (tests/test_pipeline.py: PROJECT_FILES), which
+    catches nothing: exit code 1 and dckd's one line, not a traceback."""
+    project, env = basicsr_project(tmp_path / 'project')
+    python, _ = environment_of_its_own(tmp_path / 'env')
+    assert dropin(python, 'install', project).returncode == 0
+    opt = dckd_options(workspace, 'bad_teacher', total_iter=2, checkpoint_freq=1)
+    opt['train']['teacher_check'] = True
+    result = subprocess.run([python, 'myproj/train.py', '-opt', str(write_options(tmp_path, opt))], cwd=project,
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith('dckd: Teacher check on tiny_val') and 'worse than bicubic' in last
+    assert os.listdir(project / 'experiments/bad_teacher/models') == []  # the student never trained
 
 
 @pytest.mark.slow

@@ -126,3 +126,28 @@ def test_the_import_flag_does_what_import_modules_does(workspace, tmp_path, lab_
                                capture_output=True, text=True, timeout=600, env=lab_package)
     assert with_flag.returncode == 0, with_flag.stderr[-3000:]
     assert 'student   network_g: LabNet' in with_flag.stdout
+
+
+def test_negatives_that_are_never_degraded_are_named_at_check_and_in_the_log(workspace, tmp_path):  # noqa: F811
+    """`train.negatives.probs` all 0 is legal but leaves every negative H(D_j(x)) equal to H(x): a
+    warning at --check and in the training log; none where a degradation can happen or N is 1."""
+    def run(probs, num, *check):
+        opt = dckd_options(workspace, f'negatives_{num}_{len(probs)}', total_iter=1, checkpoint_freq=1, val=False)
+        opt['train']['negatives'] = {'num': num, 'probs': probs}
+        done = dckd_train([*check, '-opt', write_options(tmp_path, opt)], tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    never = {'noise': 0.0, 'blur': 0.0}  # resize's default is 0 too
+    checked = run(never, 3, '--check').stdout.splitlines()
+    warnings = [line.strip() for line in checked if 'WARNING' in line]
+    assert warnings == ['WARNING: train.negatives.probs are all 0 (noise, blur and resize): no negative is degraded, '
+                        "so each of the 2 degraded negatives H(D_j(x)) is the history model's output on the clean "
+                        'input, H(x), and DCR pushes the student away from that one image only. Set '
+                        'train.negatives.probs.noise: 1.0 (the released default), or another probability above 0.']
+    assert checked[checked.index('          ' + warnings[0]) - 1].startswith('terms     ')
+    run(never, 3)
+    log = next((tmp_path / 'experiments/negatives_3_2').glob('train_*.log')).read_text()
+    assert f'WARNING: {warnings[0][len("WARNING: "):]}' in log
+    for probs, num in (({'noise': 0.0, 'resize': 0.1}, 3), (never, 1), ({}, 3)):
+        assert 'WARNING' not in run(probs, num, '--check').stdout, (probs, num)
