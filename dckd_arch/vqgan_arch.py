@@ -1,10 +1,15 @@
-"""The encoder half of taming-transformers' VQGAN, as DCKD's frozen feature space.
+"""taming-transformers' VQGAN: its encoder half as DCKD's frozen feature space (`VQGANEncoder`),
+and the whole autoencoder for training one on the user's own images (`VQGAN`).
 
-Module names mirror taming's `VQModel` (`encoder.*`, `quant_conv.*`, `quantize.embedding.*`), so
-the published checkpoint loads key for key. One pass returns what DCR needs (the output of the
-first residual block at each of the five resolutions, before the lowest level's attention, as in
-the released code) and what the DMM needs (the latent after `quant_conv`).
+Module names mirror taming's `VQModel` (`encoder.*`, `quant_conv.*`, `quantize.embedding.*`,
+`post_quant_conv.*`, `decoder.*`), so the published checkpoint loads key for key, and the encoder
+side of a trained `VQGAN` loads into `VQGANEncoder` (`encoder_state_dict`). One encoder pass returns
+what DCR needs (the output of the first residual block at each of the five resolutions, before the
+lowest level's attention, as in the released code) and what the DMM needs (the latent after
+`quant_conv`).
 """
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -12,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from dckd_utils.checkpoint import extract_state_dict, load_checkpoint
+from dckd_utils.codebook import codebook_logits
 from dckd_utils.registry import register
 
 ENCODER_KEY_PREFIXES = ('encoder.', 'quant_conv.', 'quantize.embedding.')
@@ -136,12 +142,83 @@ class Encoder(nn.Module):
         return checkpoint(block, h, use_reentrant=False)
 
 
-class _Quantize(nn.Module):
-    """Holds the codebook under taming's name (`quantize.embedding.weight`)."""
+class Upsample(nn.Module):
+    """Nearest-neighbour x2, then a 3x3 convolution (taming's `resamp_with_conv`)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode='nearest'))
+
+
+class Decoder(nn.Module):
+    """The encoder mirrored, as taming's: one more residual block per level, attention at the same
+    resolutions, levels listed from the finest (`up.0`) and run from the coarsest."""
+
+    def __init__(self, ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout):
+        super().__init__()
+        channels = ch * ch_mult[-1]
+        current_resolution = resolution // 2**(len(ch_mult) - 1)
+        self.conv_in = nn.Conv2d(z_channels, channels, 3, padding=1)
+        self.mid = nn.Module()
+        self.mid.block_1 = ResnetBlock(channels, channels, dropout)
+        self.mid.attn_1 = AttnBlock(channels)
+        self.mid.block_2 = ResnetBlock(channels, channels, dropout)
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(ch_mult))):
+            out_channels = ch * ch_mult[level]
+            up = nn.Module()
+            up.block = nn.ModuleList(ResnetBlock(channels if i == 0 else out_channels, out_channels, dropout)
+                                     for i in range(num_res_blocks + 1))
+            with_attn = current_resolution in attn_resolutions
+            up.attn = nn.ModuleList(AttnBlock(out_channels) for _ in range(num_res_blocks + 1 if with_attn else 0))
+            if level != 0:
+                up.upsample = Upsample(out_channels)
+                current_resolution *= 2
+            self.up.insert(0, up)
+            channels = out_channels
+        self.norm_out = _group_norm(channels)
+        self.conv_out = nn.Conv2d(channels, 3, 3, padding=1)
+
+    def forward(self, z):
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(self.conv_in(z))))
+        for up in reversed(self.up):
+            for index, block in enumerate(up.block):
+                h = block(h)
+                if len(up.attn):
+                    h = up.attn[index](h)
+            if hasattr(up, 'upsample'):
+                h = up.upsample(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Codebook(nn.Module):
+    """The codebook under taming's name (`quantize.embedding.weight`), initialised as taming's."""
 
     def __init__(self, n_embed, embed_dim):
         super().__init__()
         self.embedding = nn.Embedding(n_embed, embed_dim)
+        self.embedding.weight.data.uniform_(-1.0 / n_embed, 1.0 / n_embed)
+
+    def forward(self, z, beta):
+        """(z quantized with a straight-through gradient, codebook + beta x commitment loss, code of
+        every token (B, h, w)) for a latent z (B, C, h, w): VQ-VAE's losses, as taming's quantizer
+        computes them without its `legacy` weighting."""
+        codes = codebook_logits(z, self.embedding.weight).argmax(1)
+        quantized = self.embedding(codes).view(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2)
+        loss = F.mse_loss(quantized, z.detach()) + beta * F.mse_loss(z, quantized.detach())
+        return z + (quantized - z).detach(), loss, codes.view(z.shape[0], z.shape[2], z.shape[3])
+
+
+def codebook_usage(codes, n_embed):
+    """(codes used, perplexity) of the code indices `codes` (any shape) of an `n_embed`-code book:
+    perplexity exp(H) of the codes' frequencies is n_embed when every code is used alike and 1 when
+    the codebook has collapsed onto one code."""
+    counts = torch.bincount(codes.flatten(), minlength=n_embed).double()
+    frequencies = counts[counts > 0] / counts.sum()
+    return int((counts > 0).sum()), math.exp(float(-(frequencies * frequencies.log()).sum()))
 
 
 @register(ARCH_REGISTRY)
@@ -171,7 +248,7 @@ class VQGANEncoder(nn.Module):
         self.rescale_input = list(input_range) == [-1, 1]
         self.encoder = Encoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
         self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
-        self.quantize = _Quantize(n_embed, embed_dim)
+        self.quantize = Codebook(n_embed, embed_dim)
 
     @property
     def codebook(self):
@@ -183,6 +260,49 @@ class VQGANEncoder(nn.Module):
             img = img * 2 - 1
         features, z = self.encoder(img)
         return features, self.quant_conv(z)
+
+
+@register(ARCH_REGISTRY)
+class VQGAN(nn.Module):
+    """taming's VQModel without its loss: encoder, quant_conv, codebook, post_quant_conv, decoder.
+    The arguments are VQGANEncoder's (the same defaults: the ImageNet f16, 1024-code model), and
+    `beta`, the commitment weight. Images in and out are in [0, 1] (see VQGANEncoder's `input_range`);
+    `encoder_state_dict(state_dict())` loads into a VQGANEncoder of the same arguments.
+    """
+
+    def __init__(self,
+                 ch=128,
+                 ch_mult=(1, 1, 2, 2, 4),
+                 num_res_blocks=2,
+                 attn_resolutions=(16, ),
+                 resolution=256,
+                 z_channels=256,
+                 embed_dim=256,
+                 n_embed=1024,
+                 dropout=0.0,
+                 input_range=(-1, 1),
+                 beta=0.25):
+        super().__init__()
+        if list(input_range) not in ([0, 1], [-1, 1]):
+            raise ValueError(f'VQGAN: input_range must be [0, 1] or [-1, 1], got {input_range}')
+        self.rescale_input, self.beta, self.n_embed = list(input_range) == [-1, 1], beta, n_embed
+        self.downsampling = 2**(len(ch_mult) - 1)
+        self.encoder = Encoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
+        self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
+        self.quantize = Codebook(n_embed, embed_dim)
+        self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
+        self.decoder = Decoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
+
+    def autoencode(self, img):
+        """(reconstruction, codebook + commitment loss, codes (B, H/f, W/f)) of img in [0, 1],
+        (B, 3, H, W), H and W multiples of the downsampling factor f."""
+        x = img * 2 - 1 if self.rescale_input else img
+        quantized, loss, codes = self.quantize(self.quant_conv(self.encoder(x)[1]), self.beta)
+        out = self.decoder(self.post_quant_conv(quantized))
+        return ((out + 1) / 2 if self.rescale_input else out), loss, codes
+
+    def forward(self, img):
+        return self.autoencode(img)[0]
 
 
 def encoder_state_dict(checkpoint_state):

@@ -4,19 +4,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from basicsr.utils.registry import LOSS_REGISTRY
+from dckd_utils.codebook import codebook_logits
 from dckd_utils.registry import register
 
 MODES = ('paper', 'released')
-
-
-def codebook_logits(latent, codebook):
-    """-||z - e_k||^2 for every token z of `latent` (B, C, h, w) and code e_k of `codebook` (K, C).
-
-    Returns (B*h*w, K); softmax over K gives the soft assignment C of the paper.
-    """
-    tokens = latent.permute(0, 2, 3, 1).reshape(-1, latent.shape[1])
-    squared = tokens.pow(2).sum(1, keepdim=True) - 2 * tokens @ codebook.t() + codebook.pow(2).sum(1)
-    return -squared
 
 
 @register(LOSS_REGISTRY)

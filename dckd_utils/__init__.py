@@ -7,6 +7,7 @@
 - `schema`: typed option declarations and their one-line errors;
 - `checkpoint`: safe loading and atomic saving of checkpoints;
 - `random_states`: capture and restore of every random generator;
+- `codebook`: a VQGAN codebook's distances, for the VQGAN's nearest codes and DMM's assignments;
 - `basicsr_versions`: what differs between the BasicSR releases dckd supports;
 - `known_files`: the published files a run may need, where they go and where they come from.
 """

@@ -1,12 +1,15 @@
 """VQGAN encoder: the published key layout, one pass giving five features + latent, and loading of
-checkpoints built in the published layout (Lightning and plain), safely."""
+checkpoints built in the published layout (Lightning and plain), safely. The whole VQGAN (to train
+one): taming's layout, nearest codes with VQ-VAE's losses, its encoder side loading into the
+encoder, and the codebook usage that shows a collapse."""
 import os
 
 import pytest
 import torch
 
 from dckd.convert_vqgan import convert
-from dckd_arch.vqgan_arch import AttnBlock, VQGANEncoder, load_vqgan_encoder
+from dckd_arch.vqgan_arch import (VQGAN, AttnBlock, Codebook, VQGANEncoder, codebook_usage, encoder_state_dict,
+                                  load_vqgan_encoder)
 from conftest import reference_layout
 
 
@@ -128,3 +131,64 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     with pytest.raises(RuntimeError, match='cannot load VQGAN checkpoint'):
         load_vqgan_encoder(VQGANEncoder(ch=32, num_res_blocks=1), str(path))
     assert not payload.marker.exists()
+
+
+# ----- the whole VQGAN, to train one -------------------------------------------------------------
+
+SMALL = dict(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(8, ), resolution=32, z_channels=8,
+             embed_dim=4, n_embed=16)
+
+
+def test_the_whole_vqgan_has_taming_vqmodels_layout_without_its_loss():
+    layout = reference_layout('vqgan_f16_n1024_full_vqmodel.tsv')
+    expected = {k: shape for k, shape in layout.items() if not k.startswith('loss.')}
+    assert {k: tuple(v.shape) for k, v in VQGAN().state_dict().items()} == expected
+
+
+def test_each_token_takes_its_nearest_code_with_vq_vaes_losses_and_a_straight_through_gradient():
+    codebook = Codebook(3, 2)
+    codebook.embedding.weight.data = torch.tensor([[0., 0.], [1., 0.], [0., 2.]])
+    z = torch.tensor([[0.9, 0.2], [0.1, 1.5], [-0.2, 0.1], [0.6, 0.0]]).t().reshape(1, 2, 2, 2).requires_grad_()
+    quantized, loss, codes = codebook(z, beta=0.25)
+    assert codes.tolist() == [[[1, 2], [0, 1]]]  # by hand: squared distances to the three codes
+    assert torch.equal(quantized.detach(), torch.tensor([[1., 0.], [0., 2.], [0., 0.], [1., 0.]]).t().reshape(1, 2, 2, 2))
+    squared_error = (0.01 + 0.04 + 0.01 + 0.25 + 0.04 + 0.01 + 0.16 + 0) / 8
+    assert loss.item() == pytest.approx(1.25 * squared_error)  # codebook term + 0.25 x commitment term
+    quantized.sum().backward()
+    assert torch.equal(z.grad, torch.ones_like(z))  # the decoder's gradient reaches the encoder unchanged
+
+
+def test_the_encoder_side_of_a_trained_vqgan_loads_into_the_encoder_dckd_uses(tmp_path):
+    torch.manual_seed(0)
+    vqgan = VQGAN(**SMALL)
+    path = tmp_path / 'vqgan_encoder.pth'
+    torch.save({'params': encoder_state_dict(vqgan.state_dict())}, path)
+    encoder = VQGANEncoder(**SMALL)
+    load_vqgan_encoder(encoder, str(path))
+    img = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        features, latent = encoder(img)
+        reconstruction, _, codes = vqgan.autoencode(img)
+        assert torch.equal(latent, vqgan.quant_conv(vqgan.encoder(img * 2 - 1)[1]))
+    assert torch.equal(encoder.codebook, vqgan.quantize.embedding.weight)
+    assert reconstruction.shape == img.shape and codes.shape == (2, 8, 8)  # downsampling 2^(3 levels - 1)
+    assert [f.shape[-1] for f in features] == [32, 16, 8]
+
+
+def test_codebook_usage_counts_the_codes_used_and_their_perplexity():
+    assert codebook_usage(torch.tensor([0, 0, 1, 1]), 4) == (2, pytest.approx(2.0))
+    assert codebook_usage(torch.arange(16).repeat(3), 16) == (16, pytest.approx(16.0))
+    frequencies = torch.tensor([0.5, 0.25, 0.25])
+    assert codebook_usage(torch.tensor([3, 3, 1, 2]), 8) == (3, pytest.approx(float(torch.exp(
+        -(frequencies * frequencies.log()).sum()))))
+
+
+def test_a_collapsed_codebook_shows_as_one_code_used():
+    torch.manual_seed(0)
+    vqgan = VQGAN(**SMALL)
+    img = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        used, perplexity = codebook_usage(vqgan.autoencode(img)[2], SMALL['n_embed'])
+        assert used > 4 and perplexity > 3  # 256 tokens over a fresh codebook
+        vqgan.quantize.embedding.weight[:] = vqgan.quantize.embedding.weight[5]  # every code the same vector
+        assert codebook_usage(vqgan.autoencode(img)[2], SMALL['n_embed']) == (1, 1.0)
