@@ -293,16 +293,41 @@ class VQGAN(nn.Module):
         self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
         self.decoder = Decoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
 
-    def autoencode(self, img):
-        """(reconstruction, codebook + commitment loss, codes (B, H/f, W/f)) of img in [0, 1],
-        (B, 3, H, W), H and W multiples of the downsampling factor f."""
+    def forward(self, img, with_codes=False):
+        """The reconstruction of img in [0, 1], (B, 3, H, W), H and W multiples of the downsampling
+        factor f; `with_codes`: (reconstruction, codebook + commitment loss, codes (B, H/f, W/f))."""
         x = img * 2 - 1 if self.rescale_input else img
         quantized, loss, codes = self.quantize(self.quant_conv(self.encoder(x)[1]), self.beta)
         out = self.decoder(self.post_quant_conv(quantized))
-        return ((out + 1) / 2 if self.rescale_input else out), loss, codes
+        out = (out + 1) / 2 if self.rescale_input else out
+        return (out, loss, codes) if with_codes else out
+
+
+@register(ARCH_REGISTRY)
+class PatchDiscriminator(nn.Module):
+    """taming's VQGAN discriminator (pix2pix's PatchGAN, `NLayerDiscriminator`): `num_layers`
+    stride-2 4x4 convolutions from `num_feat` channels (doubling, at most 8x), batch norm and leaky
+    ReLU, then one real/fake logit per patch. Initialised as taming's."""
+
+    def __init__(self, num_in_ch=3, num_feat=64, num_layers=3):
+        super().__init__()
+        layers = [nn.Conv2d(num_in_ch, num_feat, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        channels = num_feat
+        for n in range(1, num_layers + 1):
+            out_channels = num_feat * min(2**n, 8)
+            layers += [nn.Conv2d(channels, out_channels, 4, stride=2 if n < num_layers else 1, padding=1, bias=False),
+                       nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2, True)]
+            channels = out_channels
+        self.main = nn.Sequential(*layers, nn.Conv2d(channels, 1, 4, stride=1, padding=1))
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.normal_(module.weight, 1.0, 0.02)
+                nn.init.zeros_(module.bias)
 
     def forward(self, img):
-        return self.autoencode(img)[0]
+        return self.main(img)
 
 
 def encoder_state_dict(checkpoint_state):

@@ -7,5 +7,6 @@ import dckd_losses  # noqa: F401
 from .dckd_model import DCKDModel  # noqa: E402
 from .kd_model import KDModel  # noqa: E402
 from .realworld_model import RealWorldKDModel  # noqa: E402
+from .vqgan_model import VQGANModel  # noqa: E402
 
-__all__ = ['DCKDModel', 'KDModel', 'RealWorldKDModel']
+__all__ = ['DCKDModel', 'KDModel', 'RealWorldKDModel', 'VQGANModel']

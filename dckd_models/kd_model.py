@@ -1,6 +1,5 @@
 """KDModel: a restoration model (RestorationModel) plus a frozen teacher and the distillation terms."""
 import contextlib
-import os
 from collections import OrderedDict
 
 import torch
@@ -279,15 +278,6 @@ class KDModel(RestorationModel):
         """Where the frozen networks' weights came from (resume reloads them from there), and the
         quantization options (a resume must keep them)."""
         return {'frozen_networks': self.frozen_sources, 'quantization': self.qat.settings() if self.qat else None}
-
-    def load_saved_network(self, net, label, resume_state, needs):
-        """`net` from `<label>_<iter>.pth`, written with the training state being resumed; `needs`
-        says who needs it in the error when the file is missing."""
-        path = os.path.join(self.opt['path']['models'], f'{label}_{resume_state["iter"]}.pth')
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'resuming {needs} saved with the state: {path} is missing.')
-        self.load_network(net, path, strict=True, param_key='params')
-        return path
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)

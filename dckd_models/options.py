@@ -12,6 +12,7 @@ import os
 import torch
 
 from basicsr.archs import ARCH_REGISTRY
+from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.data import DATASET_REGISTRY
 from basicsr.losses import LOSS_REGISTRY
 from basicsr.metrics import METRIC_REGISTRY
@@ -223,6 +224,10 @@ TRAIN = Section({
     'optim_d': Option(Optional(OPTIMIZER), None, "the discriminator's optimizer (the scheduler drives it too)"),
     'net_d_iters': Option(Int(1), 1, 'the student steps every this many iterations (the discriminator every one)'),
     'net_d_init_iters': Option(Int(0), 0, 'the first iterations train the discriminator alone'),
+    # VQGANModel's
+    'codebook_weight': Option(Float(0), 1.0, 'VQGANModel: weight of the codebook + commitment loss → l_codebook'),
+    'disc_start': Option(Int(0), 0, "VQGANModel: the discriminator and the network's GAN term start at this "
+                         "iteration (taming: 250001 for ImageNet)"),
     # dckd's terms
     'kd_opt': Option(Optional(LOSS), None, 'Logits KD: loss between S(x) and T(x) → l_kd'),
     'lcr_opt': Option(Optional(LCR_LOSS), None, 'label consistency: loss between S(x) and A⁻¹(T(A(x))) → l_lcr'),
@@ -359,8 +364,11 @@ REALWORLD_DATASET = {
     **_kernels('', [0.2, 3]), **_kernels('2', [0.2, 1.5]),
     'final_sinc_prob': Option(Float(0, 1), REQUIRED, 'probability of the final sinc filter (Real-ESRGAN: 0.8)'),
 }
+HR_CROPS = {k: CROPS[k] for k in ('gt_size', 'use_hflip', 'use_rot')}
 SET_BY_BASICSR = ('phase', 'scale')
 KNOWN_DATASETS = {  # name: (options of every phase, more options of the training phase[, check])
+    'HRImageDataset': ({**{k: IMAGES[k] for k in ('name', 'type', 'io_backend', 'meta_info_file')},
+                        'dataroot_gt': Option(Text(), REQUIRED, 'HR images (folder or LMDB)')}, HR_CROPS),
     'PairedImageDataset': ({**IMAGES, **PAIRS}, CROPS),
     'PaddedPairedImageDataset': ({**IMAGES, **PAIRS}, CROPS),
     'SingleImageDataset': ({**IMAGES, 'dataroot_lq': Option(Text(), REQUIRED, 'images to restore')}, {}),
@@ -412,6 +420,19 @@ LOGGER = Section({
                                'once a newer one is complete (~: keep all)'),
 }, passthrough=('wandb', ))
 
+VQGAN_ARGUMENTS = {
+    'ch': Option(Int(1), 128, 'channels of the first level'),
+    'ch_mult': Option(List(Int(1), min_length=1), [1, 1, 2, 2, 4], 'channel multiplier per level (one DCR feature '
+                      'level each; 2^(levels - 1) is the downsampling factor)'),
+    'num_res_blocks': Option(Int(1), 2, 'residual blocks per level'),
+    'attn_resolutions': Option(List(Int(1)), [16], 'resolutions with self-attention'),
+    'resolution': Option(Int(1), 256, 'the training resolution those refer to'),
+    'z_channels': Option(Int(1), 256, 'latent channels'),
+    'embed_dim': Option(Int(1), 256, 'codebook vector size'),
+    'n_embed': Option(Int(1), 1024, 'codebook size'),
+    'input_range': Option(Choice([-1, 1], [0, 1]), [-1, 1], "taming's range, or the released code's [0, 1]"),
+}
+
 ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY), _registered_names(ARCH_REGISTRY),
                  hint=IMPORT_HINT,
                  typed={
@@ -422,18 +443,18 @@ ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY
                                              'params_ema before params)'),
                      }),
                      'VQGANEncoder': Section({
-                         'ch': Option(Int(1), 128, 'channels of the first level'),
-                         'ch_mult': Option(List(Int(1), min_length=1), [1, 1, 2, 2, 4],
-                                           'channel multiplier per level (one DCR feature level each)'),
-                         'num_res_blocks': Option(Int(1), 2, 'residual blocks per level'),
-                         'attn_resolutions': Option(List(Int(1)), [16], 'resolutions with self-attention'),
-                         'resolution': Option(Int(1), 256, 'the training resolution those refer to'),
-                         'z_channels': Option(Int(1), 256, 'latent channels'),
-                         'embed_dim': Option(Int(1), 256, 'codebook vector size'),
-                         'n_embed': Option(Int(1), 1024, 'codebook size'),
+                         **VQGAN_ARGUMENTS,
                          'dropout': Option(Float(0, 1), 0.0, 'dropout (inactive: the encoder is frozen)'),
-                         'input_range': Option(Choice([-1, 1], [0, 1]), [-1, 1], "taming's range, or the released "
-                                               "code's [0, 1]"),
+                     }),
+                     'VQGAN': Section({  # VQGANModel's network_g
+                         **VQGAN_ARGUMENTS,
+                         'dropout': Option(Float(0, 1), 0.0, 'dropout in the residual blocks'),
+                         'beta': Option(Float(0), 0.25, 'weight of the commitment term (VQ-VAE, taming: 0.25)'),
+                     }),
+                     'PatchDiscriminator': Section({
+                         'num_in_ch': Option(Int(1), 3, 'image channels'),
+                         'num_feat': Option(Int(1), 64, 'channels of the first convolution'),
+                         'num_layers': Option(Int(1), 3, 'stride-2 convolutions (taming: 3)'),
                      }),
                  })
 
@@ -599,12 +620,7 @@ def _check_realworld(parsed, synthesizes):
         if abs(sum(probs) - 1) > 1e-6:
             raise OptionError(f'resize_prob{stage} holds the probabilities of resizing up, down and keeping the size: '
                               f'they must add up to 1, got {probs}.')
-    gan = {'network_d': parsed.network_d, 'train.gan_opt': train.gan_opt, 'train.optim_d': train.optim_d}
-    if any(gan.values()) and not all(gan.values()):
-        missing = ', '.join(key for key, value in gan.items() if not value)
-        given = ', '.join(key for key, value in gan.items() if value)
-        raise OptionError(f'{missing} missing: the GAN stage needs network_d, train.gan_opt and train.optim_d '
-                          f'together (given: {given}).')
+    _check_gan(parsed)
 
 
 def _check_quantization(parsed):
@@ -629,11 +645,75 @@ def _check_quantization(parsed):
                               f'train.{option} or train.quantization.')
 
 
+def vgg19_weights():
+    """Where VGG19's ImageNet weights are, or None: BasicSR's PerceptualLoss reads VGG_PRETRAIN_PATH,
+    else has torchvision download them (into torch's cache) while the model is built."""
+    places = vgg19_places()
+    return next((place for place in places if os.path.isfile(place)), None)
+
+
+def vgg19_places():
+    return [VGG_PRETRAIN_PATH, os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(VGG_PRETRAIN_PATH))]
+
+
+def trains_vqgan(model_type):
+    """Whether the model trains a VQGAN (VQGANModel) rather than a restoration network."""
+    model = MODEL_REGISTRY.get(model_type) if model_type in MODEL_REGISTRY else None
+    return bool(getattr(model, 'trains_vqgan', False))
+
+
+def _check_gan(parsed):
+    gan = {'network_d': parsed.network_d, 'train.gan_opt': parsed.train.gan_opt, 'train.optim_d': parsed.train.optim_d}
+    if any(gan.values()) and not all(gan.values()):
+        missing = ', '.join(key for key, value in gan.items() if not value)
+        given = ', '.join(key for key, value in gan.items() if value)
+        raise OptionError(f'{missing} missing: the GAN stage needs network_d, train.gan_opt and train.optim_d '
+                          f'together (given: {given}).')
+
+
+def vqgan_downsampling(network):
+    """The downsampling factor of a VQGAN or VQGANEncoder network's options: 2^(levels - 1)."""
+    return 2**(len(network.arguments.get('ch_mult', [1, 1, 2, 2, 4])) - 1)
+
+
+def _check_vqgan(parsed):
+    """VQGANModel trains network_g, a VQGAN, on HR images: no teacher, no distillation term."""
+    if parsed.network_g.type != 'VQGAN':
+        raise OptionError(f'network_g.type is {parsed.network_g.type}: {parsed.model_type} trains a VQGAN (type: '
+                          'VQGAN, with the arguments of the VQGANEncoder it will serve).')
+    train = parsed.train
+    if not train.pixel_opt:
+        raise OptionError('train.pixel_opt is missing: the VQGAN needs a loss to the image it reconstructs (taming: '
+                          'pixel_opt: {type: L1Loss, loss_weight: 1.0}).')
+    unused = [f'train.{term}' for term in TEACHER_TERMS + VQGAN_TERMS if getattr(train, term)]
+    unused += [key for key, used in (('network_t', parsed.network_t), ('network_vqgan', parsed.network_vqgan),
+                                     ('train.ema_decay', train.ema_decay), ('train.quantization', train.quantization),
+                                     ('train.progressive', train.progressive)) if used]
+    if unused:
+        raise OptionError(f'{", ".join(unused)}: {parsed.model_type} trains a VQGAN and distils nothing; remove '
+                          f'{"it" if len(unused) == 1 else "them"}.')
+    for phase, dataset in (parsed.datasets or {}).items():
+        if dataset.get('type') != 'HRImageDataset':
+            raise OptionError(f'datasets.{phase}.type is {dataset.get("type")}: {parsed.model_type} reconstructs HR '
+                              'images; use type: HRImageDataset (dataroot_gt: the images).')
+    factor, train_set = vqgan_downsampling(parsed.network_g), (parsed.datasets or {}).get('train', {})
+    if train_set.get('gt_size', factor) % factor:
+        raise OptionError(f'datasets.train.gt_size = {train_set["gt_size"]} is not a multiple of the VQGAN\'s '
+                          f'downsampling factor {factor} (2^(len(network_g.ch_mult) - 1)); choose a multiple of '
+                          f'{factor}.')
+    if train.disc_start and not parsed.network_d:
+        raise OptionError(f'train.disc_start = {train.disc_start} needs a discriminator: add network_d (type: '
+                          'PatchDiscriminator), train.gan_opt and train.optim_d, or remove disc_start.')
+    _check_gan(parsed)
+
+
 def _check_run(parsed, path):
     """Rules between sections: what each enabled term needs, and what must agree."""
     model = MODEL_REGISTRY.get(parsed.model_type) if parsed.model_type in MODEL_REGISTRY else None
     if model is None:
         raise OptionError(f"model_type: no model named {parsed.model_type!r}{closest(parsed.model_type, ['KDModel', 'DCKDModel'])}")
+    if trains_vqgan(parsed.model_type):
+        return _check_vqgan(parsed)
     train = parsed.train
     if not (train.pixel_opt or train.perceptual_opt):
         raise OptionError('train.pixel_opt is missing: the student needs a loss to the ground truth '

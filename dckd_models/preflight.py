@@ -11,7 +11,6 @@ import os
 import torch
 import yaml
 
-from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.data import build_dataset
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
@@ -22,7 +21,8 @@ from .frozen import build, check_detected, checkpoint_source, load_into
 from .kd_model import KDModel
 from .negatives import undegraded_warning
 from .options import (KNOWN_DATASETS, REALWORLD_DATASETS, TEACHER_CHECK_SKIPPED, is_rewritten_by_resume, needs_teacher,
-                      needs_vqgan, parse_training_options, synthesizes_pairs)
+                      needs_vqgan, parse_training_options, synthesizes_pairs, trains_vqgan, vgg19_places,
+                      vgg19_weights, vqgan_downsampling)
 from .taps import check_module_names
 from .teacher_check import check_teacher
 from .terms import tapped_modules
@@ -75,7 +75,8 @@ def is_checked_model(opt):
     if name not in MODEL_REGISTRY:
         raise OptionError(f'model_type: no model named {name!r}{closest(name, MODEL_REGISTRY.keys())}')
     model = MODEL_REGISTRY.get(name)
-    return issubclass(model, KDModel) or (issubclass(model, SRModel) and model.__module__.startswith('basicsr.'))
+    return (issubclass(model, KDModel) or trains_vqgan(name)
+            or (issubclass(model, SRModel) and model.__module__.startswith('basicsr.')))
 
 
 def preflight(opt, launcher='none', teacher_check=False):
@@ -88,7 +89,7 @@ def preflight(opt, launcher='none', teacher_check=False):
                           'start from the same seed, or the ranks draw different student initialisations and data. '
                           'Add manual_seed: 0 (any integer).')
     summary = [f'model     {parsed.model_type}, {parsed.train.total_iter} iterations, scale {parsed.scale}',
-               'terms     ' + '; '.join(_terms(parsed.train))]
+               'terms     ' + '; '.join(_terms(parsed))]
     undegraded = undegraded_warning(parsed.train.negatives) if parsed.train.contrastive_opt else None
     if undegraded:
         summary[-1] += f'\n          WARNING: {undegraded}'
@@ -98,7 +99,7 @@ def preflight(opt, launcher='none', teacher_check=False):
             check_module_names(networks[network_key], names, where)
     if parsed.train.quantization:
         lines.append(_quantization(parsed, networks['network_g']))
-    summary += lines + _perceptual_weights(parsed.train) + _data(parsed) + [_checkpoint_disk(parsed, networks)]
+    summary += lines + _perceptual_weights(parsed) + _data(parsed) + [_checkpoint_disk(parsed, networks)]
     if teacher_check and 'network_t' in networks and parsed.train.teacher_check:
         summary.append(f'teacher   {TEACHER_CHECK_SKIPPED}' if synthesizes_pairs(parsed.model_type)
                        else _check_teacher(opt, parsed, networks['network_t']))
@@ -124,15 +125,17 @@ def _quantization(parsed, student):
     return line
 
 
-def _perceptual_weights(train):
+def _perceptual_weights(parsed):
     """BasicSR's PerceptualLoss reads VGG19's ImageNet weights from VGG_PRETRAIN_PATH, else has
     torchvision download them while the model is built, which a node without internet cannot do: one
-    of the two copies must be here before the run starts."""
-    loss = train.perceptual_opt
+    of the two copies must be here before the run starts (VQGANModel trains without the term)."""
+    loss = parsed.train.perceptual_opt
     if not loss or loss.type != 'PerceptualLoss' or loss.arguments.get('vgg_type', 'vgg19') != 'vgg19':
         return []
-    places = [VGG_PRETRAIN_PATH, os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(VGG_PRETRAIN_PATH))]
-    present = next((place for place in places if os.path.isfile(place)), None)
+    present, places = vgg19_weights(), vgg19_places()
+    if present is None and trains_vqgan(parsed.model_type):
+        return [f"vgg       VGG19's ImageNet weights are not here ({places[0]}): l_percep skipped (dckd-fetch vgg19 "
+                'gets them)']
     if present is None:
         raise OptionError(f"train.perceptual_opt: PerceptualLoss needs VGG19's ImageNet weights, read from {places[0]} "
                           f"or from torch's download cache ({places[1]}); neither is here, and a machine without "
@@ -151,13 +154,19 @@ def _check_teacher(opt, parsed, teacher):
                                         window=parsed.network_t.arguments.get('window_size'))
 
 
-def _terms(train):
-    terms = []
+def _terms(parsed):
+    train, terms = parsed.train, []
     for key, log_name in LOG_NAMES.items():
         loss = getattr(train, key)
         if loss:
             weight = loss.arguments.get('loss_weight', 1.0)
             terms.append(f'{log_name} = {weight} x {loss.type}')
+    if trains_vqgan(parsed.model_type):
+        beta = parsed.network_g.arguments.get('beta', 0.25)
+        terms.append(f'l_codebook = {train.codebook_weight} x (codebook + {beta} x commitment)')
+        if train.gan_opt:
+            terms.append(f'l_g_gan = {train.gan_opt.arguments.get("loss_weight", 1.0)} x {train.gan_opt.type} from '
+                         f'iteration {train.disc_start}')
     return terms
 
 
@@ -187,7 +196,8 @@ def _networks(parsed):
             load_into(net, source, network_key)
             origin = source['path'] if network_key == 'network_vqgan' else f'{source["path"]} [{source["param_key"]}]'
         count = sum(p.numel() for p in net.parameters())
-        role = {'network_g': 'student', 'network_t': 'teacher', 'network_vqgan': 'VQGAN', 'network_d': 'GAN'}[network_key]
+        role = {'network_g': 'VQGAN' if trains_vqgan(parsed.model_type) else 'student', 'network_t': 'teacher',
+                'network_vqgan': 'VQGAN', 'network_d': 'GAN'}[network_key]
         lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')
         networks[network_key] = net.eval()
     return lines, networks
@@ -226,7 +236,7 @@ def _checkpoint_disk(parsed, networks):
     def size(network_key):
         return 4 * sum(p.numel() for p in networks[network_key].parameters())
 
-    copies = {'student': 1, 'EMA': int(train.ema_decay > 0), 'history model': int(bool(train.contrastive_opt)),
+    copies = {'VQGAN' if trains_vqgan(parsed.model_type) else 'student': 1, 'EMA': int(train.ema_decay > 0), 'history model': int(bool(train.contrastive_opt)),
               f'{train.optim_g.type} state': _moments(train.optim_g)}
     total = size('network_g') * sum(copies.values())
     parts = [name for name, count in copies.items() if count]
@@ -270,6 +280,8 @@ def _data(parsed):
             _check_niqe(parsed, phase, shapes['dataroot_lq'])
         if phase == 'train' and 'gt_size' in dataset and dataset['type'] not in PADDING_DATASETS:
             _check_patch(dataset, shapes.get('dataroot_gt', {}), parsed.scale)
+        if trains_vqgan(parsed.model_type):
+            _check_vqgan_images(phase, shapes.get('dataroot_gt', {}), vqgan_downsampling(parsed.network_g))
         count = len(next(iter(shapes.values()))) if shapes else 0
         lines.append(f'data      {phase} {dataset.get("name", "")}: {count} images ({backend})')
         if dataset['type'] not in KNOWN_DATASETS:
@@ -313,6 +325,15 @@ def _check_image_list(phase, dataset):
         raise OptionError(f'{where}: {path}: {what} in dataroot_gt ({root})'
                           f'{": " + ", ".join(missing[:3]) if missing else ""}. List the images of that folder.')
     return len(listed)
+
+
+def _check_vqgan_images(phase, shapes, factor):
+    """Every image is at least one VQGAN token (`factor` pixels) on each side."""
+    small = sorted(key for key, (height, width, _) in shapes.items() if min(height, width) < factor)
+    if small:
+        height, width, _ = shapes[small[0]]
+        raise OptionError(f'datasets.{phase}: {len(small)} image(s) smaller than the VQGAN\'s downsampling factor '
+                          f'{factor} (one token), e.g. {small[0]} ({width}x{height}): leave them out.')
 
 
 def _check_patch(dataset, gt_shapes, scale):

@@ -117,6 +117,15 @@ class RestorationModel(ResumableTraining, SRModel):
     def save_extra_networks(self, current_iter):
         """Hook for networks a subclass saves with every checkpoint."""
 
+    def load_saved_network(self, net, label, resume_state, needs):
+        """`net` from `<label>_<iter>.pth`, written with the training state being resumed; `needs`
+        says who needs it in the error when the file is missing."""
+        path = os.path.join(self.opt['path']['models'], f'{label}_{resume_state["iter"]}.pth')
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'resuming {needs} saved with the state: {path} is missing.')
+        self.load_network(net, path, strict=True, param_key='params')
+        return path
+
     def test(self):
         """SRModel's test; inputs of windowed networks (`network_g.window_size`) padded to whole
         windows and the output cropped back."""

@@ -168,7 +168,7 @@ def test_the_encoder_side_of_a_trained_vqgan_loads_into_the_encoder_dckd_uses(tm
     img = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         features, latent = encoder(img)
-        reconstruction, _, codes = vqgan.autoencode(img)
+        reconstruction, _, codes = vqgan(img, with_codes=True)
         assert torch.equal(latent, vqgan.quant_conv(vqgan.encoder(img * 2 - 1)[1]))
     assert torch.equal(encoder.codebook, vqgan.quantize.embedding.weight)
     assert reconstruction.shape == img.shape and codes.shape == (2, 8, 8)  # downsampling 2^(3 levels - 1)
@@ -188,7 +188,7 @@ def test_a_collapsed_codebook_shows_as_one_code_used():
     vqgan = VQGAN(**SMALL)
     img = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
-        used, perplexity = codebook_usage(vqgan.autoencode(img)[2], SMALL['n_embed'])
+        used, perplexity = codebook_usage(vqgan(img, with_codes=True)[2], SMALL['n_embed'])
         assert used > 4 and perplexity > 3  # 256 tokens over a fresh codebook
         vqgan.quantize.embedding.weight[:] = vqgan.quantize.embedding.weight[5]  # every code the same vector
-        assert codebook_usage(vqgan.autoencode(img)[2], SMALL['n_embed']) == (1, 1.0)
+        assert codebook_usage(vqgan(img, with_codes=True)[2], SMALL['n_embed']) == (1, 1.0)
