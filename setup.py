@@ -20,6 +20,7 @@ setup(
     entry_points={
         'console_scripts': [
             'dckd-train=dckd.train:main',
+            'dckd-train-vqgan=dckd.train_vqgan:main',
             'dckd-test=dckd.test:main',
             'dckd-demo=dckd.demo.run:main',
             'dckd-convert-vqgan=dckd.convert_vqgan:main',

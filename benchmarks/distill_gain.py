@@ -7,10 +7,14 @@ Every run goes through `dckd-train` (BasicSR's pipeline) with options made from 
 photographs and of `--train-hr` (default ../shared/data/benchmarks/BSD68); the test images are
 never trained on (Set5 is the validation set the curves are drawn from). No pretrained VQGAN can
 be downloaded here: DCR and DMM work in the feature space of a randomly initialised encoder, and
-the table says so.
+the table says so; `--vqgan FILE` adds the three DCKD rows again in the feature space of a VQGAN
+trained on the user's images (dckd-train-vqgan -opt options/vqgan/vqgan_demo.yml: the demo's
+network_vqgan sizes), beside the random one.
 
     python benchmarks/distill_gain.py --out results/gain_cpu                 # CPU, the demo's scale
     python benchmarks/distill_gain.py --dry-run --out /tmp/gain              # tiny networks, a minute
+    python benchmarks/distill_gain.py --teacher benchmarks/gain_cpu/teacher.pth \
+        --vqgan experiments/vqgan_demo/models/vqgan_encoder.pth --out results/gain_vqgan   # + a trained VQGAN
     # a GPU machine sees only the checkout: copy the images in (ignored by git) and carry them
     cp -r ../shared/data/benchmarks .benchmark_images
     python benchmarks/distill_gain.py --preset gpu --teacher benchmarks/gain_cpu/teacher.pth --out $OUT/gain
@@ -50,6 +54,8 @@ METHODS = {
     'DCKD, DCR only': ('demo_dckd_x4', ('distribution_opt', )),
     'DCKD, DMM only': ('demo_dckd_x4', ('contrastive_opt', 'history', 'negatives')),
 }
+TRAINED = ' (trained VQGAN)'  # the DCKD rows again with --vqgan
+VQGAN_METHODS = [method for method in METHODS if method.startswith('DCKD')]
 TINY = {'student': {'num_feat': 8, 'num_block': 1}, 'teacher': {'num_feat': 8, 'num_block': 2}}  # EDSR overrides
 PRESETS = {
     # the demo's networks and schedule; runs one after another
@@ -62,7 +68,12 @@ PRESETS = {
 
 
 def slug(method):
-    return method.lower().replace(', ', '_').replace(' ', '_')
+    return method.replace(TRAINED, '_trained_vqgan').lower().replace(', ', '_').replace(' ', '_')
+
+
+def methods(vqgan):
+    """The methods of the study: METHODS, and with a `vqgan` file the DCKD ones again in its space."""
+    return list(METHODS) + ([method + TRAINED for method in VQGAN_METHODS] if vqgan else [])
 
 
 def load_table():
@@ -100,10 +111,11 @@ def prepare_data(work, train_folders, test_folders):
 
 # ----- options --------------------------------------------------------------------------------------------
 
-def run_options(generate, table, method, seed, preset, data, teacher):
+def run_options(generate, table, method, seed, preset, data, teacher, vqgan=None):
     """The options of one run, as dckd-train reads them: the demo run's, with this study's data,
-    seed, iterations and validation (`method` None: the teacher)."""
-    base_name, dropped = METHODS[method] if method else ('demo_teacher_x4', ())
+    seed, iterations and validation (`method` None: the teacher; a method ending in TRAINED: DCR
+    and DMM in the space of the `vqgan` file)."""
+    base_name, dropped = METHODS[method.removesuffix(TRAINED)] if method else ('demo_teacher_x4', ())
     run = dict(next(r for r in table.DEMO_RUNS if r['name'] == base_name))
     run['terms'] = {k: v for k, v in run['terms'].items() if k not in dropped}
     iterations = preset['teacher_iter' if method is None else 'student_iter'] or run['iterations']
@@ -120,6 +132,8 @@ def run_options(generate, table, method, seed, preset, data, teacher):
     opt['datasets']['val'] = {'name': 'Set5', 'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'},
                               'dataroot_gt': os.path.join(data, 'Set5', 'GTmod12'),
                               'dataroot_lq': os.path.join(data, 'Set5', f'LRbicx{SCALE}')}
+    if method and method.endswith(TRAINED):
+        opt['path']['pretrain_network_vqgan'] = vqgan
     if 'network_t' in opt:
         opt['path']['pretrain_network_t'] = teacher
         if preset['networks']:
@@ -195,7 +209,7 @@ def mean_std(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def results_markdown(scores, seeds, seconds, setting):
+def results_markdown(scores, seeds, seconds, setting, studied=tuple(METHODS)):
     """Mean +- std (sample standard deviation over the seeds) per method, then every seed."""
     lines = [f'| method | {" | ".join(f"{s} PSNR (dB)" for s in TEST_SETS)} | training time per run |',
              '|---|' + '---|' * (len(TEST_SETS) + 1)]
@@ -203,14 +217,14 @@ def results_markdown(scores, seeds, seconds, setting):
         cells = [f'{scores[name][s][0]:.2f}' for s in TEST_SETS]
         time_cell = f'{seconds[name]:.0f} s' if name in seconds else '-'
         lines.append(f'| {label} | {" | ".join(cells)} | {time_cell} |')
-    for method in METHODS:
+    for method in studied:
         names = [f'gain_{slug(method)}_s{seed}' for seed in seeds]
         cells = ['{:.2f} ± {:.2f}'.format(*mean_std([scores[n][s][0] for n in names])) for s in TEST_SETS]
         lines.append(f'| {method} | {" | ".join(cells)} | {statistics.mean(seconds[n] for n in names):.0f} s |')
     sets = ' / '.join(TEST_SETS)
     per_seed = ['| method | ' + ' | '.join(f'seed {seed}: {sets}' for seed in seeds) + ' |',
                 '|---|' + '---|' * len(seeds)]
-    for method in METHODS:
+    for method in studied:
         cells = [' / '.join(f'{scores[f"gain_{slug(method)}_s{seed}"][s][0]:.2f}' for s in TEST_SETS) for seed in seeds]
         per_seed.append(f'| {method} | {" | ".join(cells)} |')
     return f'{setting}\n\n' + '\n'.join(lines) + '\n\nPSNR (dB) per seed:\n\n' + '\n'.join(per_seed) + '\n'
@@ -229,6 +243,8 @@ def parse_args(argv):
     parser.add_argument('--jobs', type=int, help="runs at a time (default: the preset's)")
     parser.add_argument('--teacher', help='a teacher checkpoint from an earlier run (OUT/teacher.pth) instead of '
                                           'training one; the gpu preset needs it')
+    parser.add_argument('--vqgan', help="a VQGAN encoder file of the demo's network_vqgan sizes (dckd-train-vqgan -opt "
+                                        'options/vqgan/vqgan_demo.yml): the DCKD rows again in its feature space')
     parser.add_argument('--train-hr', action='append', help=f'HR training images besides the scikit-image '
                                                             f'photographs (default {IMAGES}/BSD68)')
     parser.add_argument('--test-hr', action='append', metavar='NAME=FOLDER',
@@ -249,6 +265,9 @@ def parse_args(argv):
     for folder in args.train_hr + list(args.test_hr.values()):
         if not os.path.isdir(folder):
             problems.append(f'image folder {folder} not found (--train-hr / --test-hr)')
+    if args.vqgan and not os.path.isfile(args.vqgan):
+        problems.append(f'--vqgan {args.vqgan}: no such file; train one with dckd-train-vqgan -opt '
+                        'options/vqgan/vqgan_demo.yml (models/vqgan_encoder.pth)')
     if args.teacher and not os.path.isfile(args.teacher):
         problems.append(f'--teacher {args.teacher}: no such file; carry OUT/teacher.pth of a CPU run')
     missing = [name for name in NEEDED_MODULES if importlib.util.find_spec(name) is None]
@@ -269,15 +288,30 @@ def parse_args(argv):
     return args
 
 
+def check_vqgan(table, vqgan):
+    """The --vqgan file loads into the demo's network_vqgan (before any work)."""
+    from dckd_arch.vqgan_arch import VQGANEncoder, load_vqgan_encoder
+
+    sizes = {k: v for k, v in table.DEMO_VQGAN.value.items() if k != 'type'}
+    try:
+        load_vqgan_encoder(VQGANEncoder(**sizes), vqgan)
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise SystemExit(f'--vqgan: {error.args[0] if isinstance(error, KeyError) else error}') from error
+
+
 def main(argv=None):
     args = parse_args(argv)
     started = time.time()
     preset = PRESETS[args.preset]
     out = os.path.abspath(args.out)
     work = os.path.abspath(args.work or os.path.join(out, 'work'))
+    generate, table = load_table()
+    vqgan = os.path.abspath(args.vqgan) if args.vqgan else None
+    if vqgan:
+        check_vqgan(table, vqgan)
+    studied = methods(vqgan)
     os.makedirs(out)
     os.makedirs(work, exist_ok=True)
-    generate, table = load_table()
     data = prepare_data(work, args.train_hr, args.test_hr)
     seconds = {}
     teacher = os.path.abspath(args.teacher) if args.teacher else os.path.join(out, 'teacher.pth')
@@ -287,23 +321,24 @@ def main(argv=None):
         shutil.copy(os.path.join(work, 'experiments', 'gain_teacher', 'models', 'net_g_latest.pth'), teacher)
     option_files = {}
     for seed in args.seeds:
-        for method in METHODS:
-            opt = run_options(generate, table, method, seed, preset, data, teacher)
+        for method in studied:
+            opt = run_options(generate, table, method, seed, preset, data, teacher, vqgan)
             option_files[opt['name']] = write_options(work, opt)
     trained = train_all(work, list(option_files.values()), args.jobs)
     seconds.update({name: trained[path] for name, path in option_files.items()})
     models = {name: (path, os.path.join(work, 'experiments', name, 'models', 'net_g_latest.pth'))
               for name, path in option_files.items()}
     scores = evaluate(work, {'gain_teacher': (teacher_options, teacher), **models}, data, out)
-    draw_curves(work, [f'gain_{slug(m)}_s{args.seeds[0]}' for m in METHODS], out)
+    draw_curves(work, [f'gain_{slug(m)}_s{args.seeds[0]}' for m in studied], out)
     import torch
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f'CPU ({os.cpu_count()} cores)'
     wall = time.time() - started
     setting = (f'preset {args.preset}, seeds {", ".join(map(str, args.seeds))}, {args.jobs} run(s) at a time, {device}, '
                f'torch {torch.__version__}, {time.strftime("%Y-%m-%d")}; wall time {wall / 60:.1f} min in all. '
                f'x{SCALE}, Y channel, border {SCALE}. DCR and DMM in the feature space of a randomly initialised '
-               'VQGAN encoder (no pretrained VQGAN is available offline).')
-    text = results_markdown(scores, args.seeds, seconds, setting)
+               'VQGAN encoder (no pretrained VQGAN is available offline)'
+               + (f'; rows marked{TRAINED}: in that of {vqgan}.' if vqgan else '.'))
+    text = results_markdown(scores, args.seeds, seconds, setting, studied)
     with open(os.path.join(out, 'results.md'), 'w') as f:
         f.write(text)
     with open(os.path.join(out, 'results.json'), 'w') as f:

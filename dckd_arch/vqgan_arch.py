@@ -286,7 +286,6 @@ class VQGAN(nn.Module):
         if list(input_range) not in ([0, 1], [-1, 1]):
             raise ValueError(f'VQGAN: input_range must be [0, 1] or [-1, 1], got {input_range}')
         self.rescale_input, self.beta, self.n_embed = list(input_range) == [-1, 1], beta, n_embed
-        self.downsampling = 2**(len(ch_mult) - 1)
         self.encoder = Encoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
         self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
         self.quantize = Codebook(n_embed, embed_dim)
@@ -335,13 +334,33 @@ def encoder_state_dict(checkpoint_state):
     return {k: v for k, v in checkpoint_state.items() if k.startswith(ENCODER_KEY_PREFIXES)}
 
 
-def load_vqgan_encoder(net, path):
-    """Load taming's Lightning `.ckpt` or an encoder-only `.pth` into `net`, strictly.
+def sizes(state):
+    """The sizes of the VQGAN whose encoder-side entries `state` holds, as its options name them
+    (levels: the length of ch_mult); None for a size the entries do not show."""
+    def count(prefix):
+        return 1 + max((int(k[len(prefix):].split('.')[0]) for k in state if k.startswith(prefix)), default=-1) or None
 
-    Fails naming the file and the keys when an encoder key is missing or has another shape.
+    found = {'ch': ('encoder.conv_in.weight', 0), 'z_channels': ('encoder.conv_out.weight', 0),
+             'n_embed': ('quantize.embedding.weight', 0), 'embed_dim': ('quantize.embedding.weight', 1)}
+    return {'levels': count('encoder.down.'), 'num_res_blocks': count('encoder.down.0.block.'),
+            **{name: tuple(state[key].shape)[dim] if key in state else None for name, (key, dim) in found.items()}}
+
+
+def load_vqgan_encoder(net, path):
+    """Load taming's Lightning `.ckpt`, a VQGAN checkpoint of dckd (net_g of VQGANModel) or an
+    encoder-only `.pth` into `net`, strictly.
+
+    Fails naming the file and both sides when the file is a VQGAN of other sizes, and the keys when
+    an encoder key is missing or has another shape.
     """
     state = encoder_state_dict(extract_state_dict(load_checkpoint(path, 'VQGAN checkpoint')))
     expected = net.state_dict()
+    ours, theirs = sizes(expected), sizes(state)
+    differ = [name for name in ours if theirs[name] != ours[name]]
+    if differ and None not in theirs.values():  # a VQGAN's encoder of other sizes (else: the keys are named)
+        raise ValueError(f'VQGAN checkpoint {path} is a VQGAN of {", ".join(f"{n} {theirs[n]}" for n in differ)}; '
+                         f'network_vqgan asks for {", ".join(f"{n} {ours[n]}" for n in differ)} (levels: the length '
+                         'of ch_mult). Give network_vqgan the options the VQGAN was trained with.')
     missing = sorted(set(expected) - set(state))
     if missing:
         raise KeyError(f'VQGAN checkpoint {path} lacks {len(missing)} encoder key(s), e.g. {missing[:5]}. '

@@ -767,7 +767,7 @@ TRAINING = Section({
     'network_t': Option(Optional(ARCH), None, 'the frozen teacher (eval mode, no gradients, never saved)'),
     'network_vqgan': Option(Optional(ARCH), None, 'VQGANEncoder: the frozen feature space of DCR and DMM'),
     'network_d': Option(Optional(ARCH), None, 'RealWorldKDModel: the discriminator of the GAN stage (e.g. '
-                        'UNetDiscriminatorSN_basicsr)'),
+                        'UNetDiscriminatorSN_basicsr); VQGANModel: PatchDiscriminator'),
     **REALWORLD,
     'path': Option(PATH, {}, 'checkpoints'),
     'train': Option(TRAIN, REQUIRED, 'training'),
@@ -834,7 +834,7 @@ DCKD_KEYS = ('import_modules', 'fused_attention', 'network_t', 'network_vqgan', 
              'gt_size', 'queue_size', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm', 'resize_', 'gaussian_noise_prob',
              'noise_range', 'poisson_scale_range', 'gray_noise_prob', 'jpeg_range', 'second_blur_prob',
              'train.precision', 'train.frozen_chunk', 'train.vqgan_recompute', 'train.compile_frozen', 'train.quantization',
-             'logger.keep_checkpoints')
+             'logger.keep_checkpoints', 'train.codebook_weight', 'train.disc_start')
 TYPED_ARGUMENTS = {'train.contrastive_opt': (LOSS, 'DynamicContrastiveLoss'),
                    'train.distribution_opt': (LOSS, 'DistributionMappingLoss'),
                    'network_t': (ARCH, 'PretrainedModel'), 'network_vqgan': (ARCH, 'VQGANEncoder'),

@@ -280,10 +280,53 @@ def quantized_file(table, method_name, row):
     return path, render(header, opt)
 
 
+def vqgan_file(table, run):
+    """options/vqgan/<name>.yml: a VQGAN of one's own images (VQGANModel, dckd-train-vqgan)."""
+    def hr(data, train):
+        backend = data.get('backend', 'lmdb')
+        options = {'name': data['name'], 'type': 'HRImageDataset', 'dataroot_gt': data['dataroot_gt'],
+                   'io_backend': {'type': backend}}
+        if train:
+            options.update(gt_size=data['gt_size'], use_hflip=True, use_rot=True,
+                           num_worker_per_gpu=data['num_worker_per_gpu'], batch_size_per_gpu=data['batch_size_per_gpu'],
+                           dataset_enlarge_ratio=1, prefetch_mode=None)
+        return options
+
+    optimizer = {'type': 'Adam', 'lr': run['lr'].value, 'betas': [0.5, 0.9]}
+    train = {'optim_g': C(optimizer, inline=run['lr'].inline), 'optim_d': optimizer,
+             'scheduler': {'type': 'MultiStepLR', 'milestones': [run['iterations'] * 4 // 5], 'gamma': 0.5},
+             'total_iter': run['iterations'], 'warmup_iter': -1,
+             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+             'codebook_weight': C(1.0, inline='codebook + beta x commitment (network_g.beta)')}
+    if run['perceptual']:
+        train['perceptual_opt'] = run['perceptual']
+    train.update(gan_opt=C({'type': 'GANLoss', 'gan_type': 'hinge', 'loss_weight': 0.8},
+                           "taming's disc_weight 0.8 (taming also scales it by a ratio of gradient norms; here it is "
+                           'fixed)'),
+                 disc_start=C(run['disc_start'], inline='the discriminator and its term start here'))
+    opt = {'name': run['name'], 'model_type': 'VQGANModel', 'scale': 1, 'num_gpu': 'auto', 'manual_seed': 0,
+           'datasets': {'train': hr(run['data']['train'], True), 'val': hr(run['data']['val'], False)},
+           'network_g': run['network_g'],
+           'network_d': C({'type': 'PatchDiscriminator', 'num_in_ch': 3, 'num_feat': 64, 'num_layers': 3},
+                          "taming's NLayerDiscriminator"),
+           'path': {'pretrain_network_g': None, 'strict_load_g': True, 'pretrain_network_d': None,
+                    'resume_state': None},
+           'train': train,
+           'val': {'val_freq': run['every'], 'save_img': False,
+                   'metrics': C({'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}},
+                                'the reconstruction, RGB; every validation also reports the codebook usage')},
+           'logger': {'print_freq': 100, 'save_checkpoint_freq': run['every'], 'use_tb_logger': True}}
+    path = os.path.join('vqgan', f'{run["name"]}.yml')
+    header = [run['title'], f'Check: dckd-train-vqgan --check -opt options/{path}',
+              f'Train: dckd-train-vqgan -opt options/{path}']
+    return path, render(header, opt)
+
+
 def all_files(table):
-    """{path under options/: text} for every pair, scale and method of the table, the demo and the
-    quantized family."""
+    """{path under options/: text} for every pair, scale and method of the table, the demo, the
+    quantized family and the VQGANs."""
     files = dict(demo_file(table, run) for run in table.DEMO_RUNS)
+    files.update(vqgan_file(table, run) for run in table.VQGAN_RUNS)
     files.update(quantized_file(table, method, row) for row in table.QUANTIZED for method in table.QAT_METHODS)
     for pair in table.PAIRS:
         for scale in pair['scales']:

@@ -472,3 +472,34 @@ QUANTIZED = [
      'fraction': 0.25},
     {'name': 'edsr_baseline_x4', 'pair': 'edsr_baseline', 'scale': 4, 'fraction': 0.1},
 ]
+
+
+# ----- VQGANs of one's own images (options/vqgan/): DCKD's feature space, trained (dckd-train-vqgan) ------
+# taming-transformers' ImageNet recipe where it carries over: Adam (0.5, 0.9) at 4.5e-6 x the batch size,
+# L1 + codebook + 0.25 x commitment, a perceptual term, a 3-layer patch discriminator (hinge) from disc_start
+
+TAMING_PERCEPTUAL = C({'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1,
+                                                                   'conv4_4': 1, 'conv5_4': 1},
+                       'vgg_type': 'vgg19', 'use_input_norm': True, 'perceptual_weight': 1.0, 'style_weight': 0,
+                       'range_norm': False, 'criterion': 'l1'},
+                      "taming's LPIPS, as VGG19 features (Real-ESRGAN's layers); skipped with a log line when VGG19's "
+                      'weights are not here (dckd-fetch vgg19)')
+VQGAN_RUNS = [
+    {'name': 'vqgan_f16_n1024_div2k', 'network_g': {**VQGAN, 'type': 'VQGAN', 'dropout': 0.0, 'beta': 0.25},
+     'data': {'train': {'name': 'DIV2K', 'dataroot_gt': 'datasets/DIV2K/DIV2K_train_HR_sub.lmdb', 'gt_size': 256,
+                        'num_worker_per_gpu': 6, 'batch_size_per_gpu': 8},
+              'val': {'name': 'Set14', 'dataroot_gt': 'datasets/Set14/GTmod12', 'backend': 'disk'}},
+     'iterations': 100000, 'disc_start': 30001, 'perceptual': TAMING_PERCEPTUAL, 'every': 5000,
+     'lr': C(4.5e-6 * 8, inline="taming's 4.5e-6 x the batch size"),
+     'title': "The paper's VQGAN (taming's f16, 1024 codes: the encoder network_vqgan takes) trained on DIV2K's HR "
+              'sub-images, for a GPU. Its run ends with models/vqgan_encoder.pth for path.pretrain_network_vqgan.'},
+    {'name': 'vqgan_demo', 'network_g': {**DEMO_VQGAN.value, 'type': 'VQGAN', 'resolution': 96, 'dropout': 0.0,
+                                         'beta': 0.25},
+     'data': {'train': {'name': 'skimage_train', 'dataroot_gt': 'datasets/demo/train_gt.lmdb', 'gt_size': 96,
+                        'num_worker_per_gpu': 0, 'batch_size_per_gpu': 8},
+              'val': {'name': 'skimage_held_out', 'dataroot_gt': 'datasets/demo/val_gt.lmdb', 'backend': 'lmdb'}},
+     'iterations': 2000, 'disc_start': 1001, 'perceptual': None, 'every': 500,
+     'lr': C(2e-4, inline="a CPU-sized run: taming's 4.5e-6 x the batch would barely move it in 2000 iterations"),
+     'title': "The demo's VQGAN (the sizes of options/demo/demo_dckd_x4.yml's network_vqgan) trained on the demo's "
+              'HR training sub-images (dckd-demo makes them), for a CPU. Its run ends with models/vqgan_encoder.pth.'},
+]

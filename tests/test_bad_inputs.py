@@ -45,6 +45,10 @@ def workspace(tmp_path_factory):
     for name in ('a', 'b'):
         cv2.imwrite(str(files['photos'] / f'{name}.png'), np.full((48, 48, 3), 128, np.uint8))
     (files['photos'] / 'meta_info.txt').write_text('a.png\nb.png\n')
+    files['tiny'] = root / 'tiny'  # a held-out image smaller than one VQGAN token
+    files['tiny'].mkdir()
+    cv2.imwrite(str(files['tiny'] / 'speck.png'), np.full((3, 5, 3), 128, np.uint8))
+    torch.save({'params': build_network(VQGAN_NET).state_dict()}, root / 'vqgan_of_other_sizes.pth')
     return files
 
 
@@ -103,6 +107,37 @@ def realworld(*changes):
             one(opt, ws)
     change.realworld = True
     return change
+
+
+VQGAN_NET = {'type': 'VQGAN', 'ch': 32, 'ch_mult': [1, 2, 2], 'num_res_blocks': 1, 'z_channels': 8, 'embed_dim': 8,
+             'n_embed': 32}  # downsampling factor 4
+
+
+def vqgan(*changes):
+    """The valid run made one that trains a VQGAN (VQGANModel) on the user's HR sub-images, then
+    `changes`."""
+    def change(opt, ws):
+        for key in ('network_t', 'network_vqgan'):
+            del opt[key]
+        hr = {'type': 'HRImageDataset', 'io_backend': {'type': 'lmdb'}}
+        opt.update(model_type='VQGANModel', scale=1, network_g=dict(VQGAN_NET), path={}, datasets={
+            'train': {**hr, 'name': 'hr', 'dataroot_gt': ws['train'][0], 'gt_size': 16, 'use_hflip': True,
+                      'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2},
+            'val': {**hr, 'name': 'hr_val', 'dataroot_gt': ws['val'][0]}})
+        opt['train'] = {key: opt['train'][key] for key in ('optim_g', 'scheduler', 'total_iter', 'warmup_iter',
+                                                          'pixel_opt')}
+        opt['val']['metrics']['psnr']['crop_border'] = 0
+        for one in changes:
+            one(opt, ws)
+    return change
+
+
+def paired_training_set(opt, ws):
+    opt['datasets']['train'] = valid_options(ws)['datasets']['train']
+
+
+def tiny_held_out_image(opt, ws):
+    opt['datasets']['val'].update(dataroot_gt=str(ws['tiny']), io_backend={'type': 'disk'})
 
 
 # BasicSR 1.3.4.9 (HAT's pin) has no RealESRGANDataset: real-world runs need 1.4.2
@@ -285,6 +320,24 @@ CASES = [
      r'datasets.val \(.*: 32x32, restored and cropped 60x60\) has 0', []),
     ('missing discriminator checkpoint', realworld(set_key('path.pretrain_network_d', 'net_d_stage1.pth')),
      r'path.pretrain_network_d: the discriminator checkpoint not found: net_d_stage1.pth', []),
+    # training a VQGAN (VQGANModel), and a DCKD run in its feature space
+    ('VQGAN run whose network_g is no VQGAN', vqgan(set_key('network_g', edsr(8, 1, 1))),
+     r'network_g.type is EDSR: VQGANModel trains a VQGAN \(type: VQGAN', []),
+    ('distillation term in a VQGAN run', vqgan(set_key('train.kd_opt', {'type': 'L1Loss'})),
+     r'train.kd_opt: VQGANModel trains a VQGAN and distils nothing; remove it', []),
+    ('VQGAN run on paired data', vqgan(paired_training_set),
+     r'datasets.train.type is PairedImageDataset: VQGANModel reconstructs HR images; use type: HRImageDataset', []),
+    ('VQGAN patch no multiple of its downsampling', vqgan(set_key('datasets.train.gt_size', 18)),
+     r"datasets.train.gt_size = 18 is not a multiple of the VQGAN's downsampling factor 4 .*choose a multiple of 4",
+     []),
+    ('image smaller than one VQGAN token', vqgan(tiny_held_out_image),
+     r"datasets.val: 1 image\(s\) smaller than the VQGAN's downsampling factor 4 \(one token\), e.g. speck \(5x3\)",
+     []),
+    ('discriminator start without a discriminator', vqgan(set_key('train.disc_start', 5)),
+     r'train.disc_start = 5 needs a discriminator: add network_d \(type: PatchDiscriminator\)', []),
+    ('VQGAN file of other sizes', user_file('path.pretrain_network_vqgan', 'vqgan_of_other_sizes.pth'),
+     r'path.pretrain_network_vqgan: VQGAN checkpoint .*vqgan_of_other_sizes.pth is a VQGAN of levels 3, n_embed 32; '
+     r'network_vqgan asks for levels 5, n_embed 16', []),
 ]
 
 

@@ -11,7 +11,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from dckd_arch.vqgan_arch import VQGAN, encoder_state_dict
+from distill_gain import load_table
 from conftest import PROJECT_ROOT
 
 GPU_CHECK = os.path.join(PROJECT_ROOT, 'benchmarks', 'gpu_check.sh')
@@ -88,12 +91,28 @@ def test_distill_gain_dry_run_trains_every_method_and_seed_and_tabulates_them(tm
     assert cv2.imread(str(out / 'curves.png')) is not None
     assert json.loads((out / 'results.json').read_text())['seeds'] == [0, 1]
 
+    # the teacher carried, and the DCKD rows again in the space of a VQGAN file of the demo's sizes
+    vqgan_sizes = {k: v for k, v in load_table()[1].DEMO_VQGAN.value.items() if k != 'type'}
+    torch.save({'params': encoder_state_dict(VQGAN(**vqgan_sizes).state_dict())}, tmp_path / 'vqgan_encoder.pth')
+    torch.save({'params': encoder_state_dict(VQGAN(**dict(vqgan_sizes, n_embed=64)).state_dict())},
+               tmp_path / 'other_sizes.pth')
+    refused = run([sys.executable, DISTILL_GAIN, '--dry-run', '--vqgan', str(tmp_path / 'other_sizes.pth'),
+                   '--out', str(tmp_path / 'refused'), *data])
+    assert refused.returncode != 0 and '--vqgan: VQGAN checkpoint' in refused.stderr
+    assert 'n_embed 64; network_vqgan asks for n_embed 256' in refused.stderr and not (tmp_path / 'refused').exists()
     carried = tmp_path / 'carried'
     done = run([sys.executable, DISTILL_GAIN, '--dry-run', '--seeds', '0', '--teacher', str(out / 'teacher.pth'),
-                '--work', str(out / 'work'), '--out', str(carried), *data])
+                '--vqgan', str(tmp_path / 'vqgan_encoder.pth'), '--work', str(out / 'work'), '--out', str(carried),
+                *data])
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'trained gain_teacher' not in done.stdout and not (carried / 'teacher.pth').exists()
-    assert '| teacher |' in (carried / 'results.md').read_text()
+    table = (carried / 'results.md').read_text()
+    assert '| teacher |' in table and f'rows marked (trained VQGAN): in that of {tmp_path / "vqgan_encoder.pth"}' in table
+    for method in METHODS:
+        trained = f'| {method} (trained VQGAN) |'
+        assert (trained in table) == method.startswith('DCKD'), method
+    log = (out / 'work' / 'experiments' / 'gain_dckd_dmm_only_trained_vqgan_s0').glob('train_*.log')
+    assert f'Loaded VQGAN encoder from {tmp_path / "vqgan_encoder.pth"}' in next(log).read_text()
 
 
 @pytest.mark.slow

@@ -96,7 +96,7 @@ def test_generating_again_changes_no_file():
         with open(path) as f:
             assert f.read() == text, f'{relative} differs from options/table.py: run python options/generate.py'
     committed = {os.path.relpath(os.path.join(root, name), OPTIONS_DIR)
-                 for phase in ('train', 'test', 'demo', 'quantized')
+                 for phase in ('train', 'test', 'demo', 'quantized', 'vqgan')
                  for root, _, names in os.walk(os.path.join(OPTIONS_DIR, phase))
                  for name in names if name.endswith('.yml')}
     assert committed == set(files), f'files the table does not write: {sorted(committed - set(files))}'
