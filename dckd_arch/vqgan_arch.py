@@ -263,40 +263,25 @@ class VQGANEncoder(nn.Module):
 
 
 @register(ARCH_REGISTRY)
-class VQGAN(nn.Module):
-    """taming's VQModel without its loss: encoder, quant_conv, codebook, post_quant_conv, decoder.
-    The arguments are VQGANEncoder's (the same defaults: the ImageNet f16, 1024-code model), and
-    `beta`, the commitment weight. Images in and out are in [0, 1] (see VQGANEncoder's `input_range`);
+class VQGAN(VQGANEncoder):
+    """taming's VQModel without its loss: VQGANEncoder's encoder, quant_conv and codebook (its
+    arguments, its defaults: the ImageNet f16, 1024-code model), then post_quant_conv and a decoder;
+    `beta` weighs the commitment term. Images in and out are in [0, 1] (see `input_range`);
     `encoder_state_dict(state_dict())` loads into a VQGANEncoder of the same arguments.
     """
 
-    def __init__(self,
-                 ch=128,
-                 ch_mult=(1, 1, 2, 2, 4),
-                 num_res_blocks=2,
-                 attn_resolutions=(16, ),
-                 resolution=256,
-                 z_channels=256,
-                 embed_dim=256,
-                 n_embed=1024,
-                 dropout=0.0,
-                 input_range=(-1, 1),
-                 beta=0.25):
-        super().__init__()
-        if list(input_range) not in ([0, 1], [-1, 1]):
-            raise ValueError(f'VQGAN: input_range must be [0, 1] or [-1, 1], got {input_range}')
-        self.rescale_input, self.beta, self.n_embed = list(input_range) == [-1, 1], beta, n_embed
-        self.encoder = Encoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
-        self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
-        self.quantize = Codebook(n_embed, embed_dim)
+    def __init__(self, ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, attn_resolutions=(16, ), resolution=256,
+                 z_channels=256, embed_dim=256, n_embed=1024, dropout=0.0, input_range=(-1, 1), beta=0.25):
+        super().__init__(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, embed_dim, n_embed,
+                         dropout, input_range)
+        self.beta, self.n_embed = beta, n_embed
         self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
         self.decoder = Decoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
 
     def forward(self, img, with_codes=False):
         """The reconstruction of img in [0, 1], (B, 3, H, W), H and W multiples of the downsampling
         factor f; `with_codes`: (reconstruction, codebook + commitment loss, codes (B, H/f, W/f))."""
-        x = img * 2 - 1 if self.rescale_input else img
-        quantized, loss, codes = self.quantize(self.quant_conv(self.encoder(x)[1]), self.beta)
+        quantized, loss, codes = self.quantize(super().forward(img)[1], self.beta)
         out = self.decoder(self.post_quant_conv(quantized))
         out = (out + 1) / 2 if self.rescale_input else out
         return (out, loss, codes) if with_codes else out
