@@ -202,6 +202,11 @@ class Codebook(nn.Module):
         self.embedding = nn.Embedding(n_embed, embed_dim)
         self.embedding.weight.data.uniform_(-1.0 / n_embed, 1.0 / n_embed)
 
+    @property
+    def weight(self):
+        """The codes, (n_embed, embed_dim)."""
+        return self.embedding.weight
+
     def forward(self, z, beta):
         """(z quantized with a straight-through gradient, codebook + beta x commitment loss, code of
         every token (B, h, w)) for a latent z (B, C, h, w): VQ-VAE's losses, as taming's quantizer
@@ -210,6 +215,36 @@ class Codebook(nn.Module):
         quantized = self.embedding(codes).view(z.shape[0], z.shape[2], z.shape[3], -1).permute(0, 3, 1, 2)
         loss = F.mse_loss(quantized, z.detach()) + beta * F.mse_loss(z, quantized.detach())
         return z + (quantized - z).detach(), loss, codes.view(z.shape[0], z.shape[2], z.shape[3])
+
+
+EMA_CODEBOOK_KEY = 'quantize.vq._codebook.embed'  # where EMACodebook's codes are, (1, n_embed, embed_dim)
+
+
+class EMACodebook(nn.Module):
+    """vector-quantize-pytorch's VectorQuantize as the VQGAN's quantizer (`quantizer: ema`): the codes
+    move by exponential moving averages (decay 0.99) of the latents assigned to them rather than by a
+    loss, start from k-means on the first batch, and a code whose averaged count falls below 2 is
+    replaced by a latent of the batch: the remedies for a collapsing codebook. The decoder's gradient
+    passes straight through, as with Codebook, whose outputs it gives (the loss: beta x commitment)."""
+
+    def __init__(self, n_embed, embed_dim):
+        super().__init__()
+        try:
+            from vector_quantize_pytorch import VectorQuantize
+        except ImportError as error:
+            raise ImportError('network_g.quantizer: ema needs vector-quantize-pytorch: pip install '
+                              "'dckd[vqgan]' (or vector-quantize-pytorch==1.32.0)") from error
+        self.vq = VectorQuantize(dim=embed_dim, codebook_size=n_embed, decay=0.99, kmeans_init=True,
+                                 threshold_ema_dead_code=2, commitment_weight=1.0, accept_image_fmap=True,
+                                 rotation_trick=False)
+
+    @property
+    def weight(self):
+        return self.vq.codebook
+
+    def forward(self, z, beta):
+        quantized, codes, commitment = self.vq(z)
+        return quantized, beta * commitment, codes
 
 
 def codebook_usage(codes, n_embed):
@@ -252,7 +287,7 @@ class VQGANEncoder(nn.Module):
 
     @property
     def codebook(self):
-        return self.quantize.embedding.weight
+        return self.quantize.weight
 
     def forward(self, img):
         """img in [0, 1], (B, 3, H, W) -> (five level features, latent tokens (B, embed_dim, H/16, W/16))."""
@@ -266,14 +301,21 @@ class VQGANEncoder(nn.Module):
 class VQGAN(VQGANEncoder):
     """taming's VQModel without its loss: VQGANEncoder's encoder, quant_conv and codebook (its
     arguments, its defaults: the ImageNet f16, 1024-code model), then post_quant_conv and a decoder;
-    `beta` weighs the commitment term. Images in and out are in [0, 1] (see `input_range`);
-    `encoder_state_dict(state_dict())` loads into a VQGANEncoder of the same arguments.
+    `beta` weighs the commitment term. `quantizer`: 'taming' (Codebook: nearest code, codebook and
+    commitment losses; taming's layout, key for key) or 'ema' (EMACodebook). Images in and out are
+    in [0, 1] (see `input_range`); `encoder_state_dict(state_dict())` loads into a VQGANEncoder of
+    the same arguments, whichever the quantizer.
     """
 
     def __init__(self, ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, attn_resolutions=(16, ), resolution=256,
-                 z_channels=256, embed_dim=256, n_embed=1024, dropout=0.0, input_range=(-1, 1), beta=0.25):
+                 z_channels=256, embed_dim=256, n_embed=1024, dropout=0.0, input_range=(-1, 1), beta=0.25,
+                 quantizer='taming'):
         super().__init__(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, embed_dim, n_embed,
                          dropout, input_range)
+        if quantizer not in ('taming', 'ema'):
+            raise ValueError(f"VQGAN: quantizer must be 'taming' or 'ema', got {quantizer!r}")
+        if quantizer == 'ema':
+            self.quantize = EMACodebook(n_embed, embed_dim)
         self.beta, self.n_embed = beta, n_embed
         self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)
         self.decoder = Decoder(ch, ch_mult, num_res_blocks, attn_resolutions, resolution, z_channels, dropout)
@@ -315,8 +357,12 @@ class PatchDiscriminator(nn.Module):
 
 
 def encoder_state_dict(checkpoint_state):
-    """The encoder-side entries of a full VQModel state dict (decoder and loss keys dropped)."""
-    return {k: v for k, v in checkpoint_state.items() if k.startswith(ENCODER_KEY_PREFIXES)}
+    """The encoder-side entries of a full VQModel state dict (decoder and loss keys dropped); the
+    codes of an EMACodebook under taming's name."""
+    state = {k: v for k, v in checkpoint_state.items() if k.startswith(ENCODER_KEY_PREFIXES)}
+    if EMA_CODEBOOK_KEY in checkpoint_state:
+        state['quantize.embedding.weight'] = checkpoint_state[EMA_CODEBOOK_KEY][0]
+    return state
 
 
 def sizes(state):

@@ -7,6 +7,7 @@ Checks between options (a term that needs a teacher, scales, windows, the histor
 run here too, so every error names the key path and comes before any network is built.
 """
 import importlib
+import importlib.util
 import os
 
 import torch
@@ -450,6 +451,9 @@ ARCH = Component("network in BasicSR's ARCH_REGISTRY", _registered(ARCH_REGISTRY
                          **VQGAN_ARGUMENTS,
                          'dropout': Option(Float(0, 1), 0.0, 'dropout in the residual blocks'),
                          'beta': Option(Float(0), 0.25, 'weight of the commitment term (VQ-VAE, taming: 0.25)'),
+                         'quantizer': Option(Choice('taming', 'ema'), 'taming', "taming's (nearest code, codebook "
+                                             "and commitment losses), or 'ema': vector-quantize-pytorch's EMA code "
+                                             'updates, k-means start and dead-code restarts (docs/vqgan.md)'),
                      }),
                      'PatchDiscriminator': Section({
                          'num_in_ch': Option(Int(1), 3, 'image channels'),
@@ -701,6 +705,10 @@ def _check_vqgan(parsed):
         raise OptionError(f'datasets.train.gt_size = {train_set["gt_size"]} is not a multiple of the VQGAN\'s '
                           f'downsampling factor {factor} (2^(len(network_g.ch_mult) - 1)); choose a multiple of '
                           f'{factor}.')
+    if (parsed.network_g.arguments.get('quantizer') == 'ema'
+            and importlib.util.find_spec('vector_quantize_pytorch') is None):
+        raise OptionError("network_g.quantizer: ema needs vector-quantize-pytorch, not installed here: pip install "
+                          "'dckd[vqgan]' (or vector-quantize-pytorch==1.32.0), or use quantizer: taming.")
     if train.disc_start and not parsed.network_d:
         raise OptionError(f'train.disc_start = {train.disc_start} needs a discriminator: add network_d (type: '
                           'PatchDiscriminator), train.gan_opt and train.optim_d, or remove disc_start.')

@@ -5,8 +5,9 @@
 them: `pixel_opt` (L1), the codebook and commitment terms (`train.codebook_weight`, the VQGAN's
 `beta`) → l_codebook, `perceptual_opt` when VGG19's ImageNet weights are here (`dckd-fetch
 vgg19`; skipped with a log line otherwise) and, from `train.disc_start`, a patch discriminator
-(`network_d`, `gan_opt`, `optim_d`). taming weighs the GAN term by the ratio of two gradient norms
-at the decoder's last layer; here `gan_opt.loss_weight` weighs it.
+(`network_d`, `gan_opt`, `optim_d`) whose term is weighed as taming weighs it: `gan_opt.loss_weight`
+(taming's disc_weight) times the ratio of the gradient norms of the reconstruction terms and of the
+GAN term at the decoder's last layer (logged as gan_weight), so that neither drowns the other.
 
 Validation scores the reconstructions (`val.metrics`) and reports the codebook's usage over the
 held-out images (codes used, perplexity), warning when it has collapsed: the usual failure, a
@@ -88,14 +89,31 @@ class VQGANModel(WithDiscriminator, RestorationModel):
             percep, style = self.cri_perceptual(self.output, self.gt)
             losses.update((name, value) for name, value in (('l_percep', percep), ('l_style', style))
                           if value is not None)
+        adaptive = None
         if gan:
-            losses['l_g_gan'] = self.cri_gan(self.net_d(self.output), True, is_disc=False)
+            l_g_gan = self.cri_gan(self.net_d(self.output), True, is_disc=False)
+            reconstruction = sum(value for name, value in losses.items() if name != 'l_codebook')
+            adaptive = self.adaptive_gan_weight(reconstruction, l_g_gan)
+            losses['l_g_gan'] = adaptive * l_g_gan
         self.stop_unless_finite(losses, current_iter)
         sum(losses.values()).backward()
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(losses)
+        if adaptive is not None:
+            self.log_dict['gan_weight'] = float(adaptive) * self.cri_gan.loss_weight
         if gan:
             self.log_dict.update(self.reduce_loss_dict(self.discriminator_step(self.gt, self.output, current_iter)))
+
+    def adaptive_gan_weight(self, reconstruction, l_g_gan):
+        """taming's balance of the GAN term: ||grad of the reconstruction terms|| / ||grad of the
+        unweighted GAN term|| at the decoder's last layer, clamped to [0, 1e4], no gradient; the GAN
+        term is then this times `gan_opt.loss_weight` (already in `l_g_gan`) times the GAN loss."""
+        if not self.cri_gan.loss_weight:
+            return torch.zeros((), device=self.device)
+        last = self.get_bare_model(self.net_g).decoder.conv_out.weight
+        reconstruction_grad = torch.autograd.grad(reconstruction, last, retain_graph=True)[0]
+        gan_grad = torch.autograd.grad(l_g_gan, last, retain_graph=True)[0] / self.cri_gan.loss_weight
+        return (reconstruction_grad.norm() / (gan_grad.norm() + 1e-4)).clamp(0, 1e4).detach()
 
     # ----- validation ------------------------------------------------------------------------
 

@@ -301,8 +301,8 @@ def vqgan_file(table, run):
     if run['perceptual']:
         train['perceptual_opt'] = run['perceptual']
     train.update(gan_opt=C({'type': 'GANLoss', 'gan_type': 'hinge', 'loss_weight': 0.8},
-                           "taming's disc_weight 0.8 (taming also scales it by a ratio of gradient norms; here it is "
-                           'fixed)'),
+                           "taming's disc_weight 0.8, times taming's ratio of gradient norms at the decoder's last "
+                           'layer (logged as gan_weight)'),
                  disc_start=C(run['disc_start'], inline='the discriminator and its term start here'))
     opt = {'name': run['name'], 'model_type': 'VQGANModel', 'scale': 1, 'num_gpu': 'auto', 'manual_seed': 0,
            'datasets': {'train': hr(run['data']['train'], True), 'val': hr(run['data']['val'], False)},

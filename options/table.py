@@ -485,7 +485,9 @@ TAMING_PERCEPTUAL = C({'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.
                       "taming's LPIPS, as VGG19 features (Real-ESRGAN's layers); skipped with a log line when VGG19's "
                       'weights are not here (dckd-fetch vgg19)')
 VQGAN_RUNS = [
-    {'name': 'vqgan_f16_n1024_div2k', 'network_g': {**VQGAN, 'type': 'VQGAN', 'dropout': 0.0, 'beta': 0.25},
+    {'name': 'vqgan_f16_n1024_div2k',
+     'network_g': {**VQGAN, 'type': 'VQGAN', 'dropout': 0.0, 'beta': 0.25,
+                   'quantizer': C('taming', inline="taming's; ema if validation reports a collapse (docs/vqgan.md)")},
      'data': {'train': {'name': 'DIV2K', 'dataroot_gt': 'datasets/DIV2K/DIV2K_train_HR_sub.lmdb', 'gt_size': 256,
                         'num_worker_per_gpu': 6, 'batch_size_per_gpu': 8},
               'val': {'name': 'Set14', 'dataroot_gt': 'datasets/Set14/GTmod12', 'backend': 'disk'}},
@@ -494,7 +496,7 @@ VQGAN_RUNS = [
      'title': "The paper's VQGAN (taming's f16, 1024 codes: the encoder network_vqgan takes) trained on DIV2K's HR "
               'sub-images, for a GPU. Its run ends with models/vqgan_encoder.pth for path.pretrain_network_vqgan.'},
     {'name': 'vqgan_demo', 'network_g': {**DEMO_VQGAN.value, 'type': 'VQGAN', 'resolution': 96, 'dropout': 0.0,
-                                         'beta': 0.25},
+                                         'beta': 0.25, 'quantizer': C('ema', inline="taming's collapsed here (docs/vqgan.md)")},
      'data': {'train': {'name': 'skimage_train', 'dataroot_gt': 'datasets/demo/train_gt.lmdb', 'gt_size': 96,
                         'num_worker_per_gpu': 0, 'batch_size_per_gpu': 8},
               'val': {'name': 'skimage_held_out', 'dataroot_gt': 'datasets/demo/val_gt.lmdb', 'backend': 'lmdb'}},

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dckd.convert_vqgan import convert
-from dckd_arch.vqgan_arch import (VQGAN, AttnBlock, Codebook, VQGANEncoder, codebook_usage, encoder_state_dict,
-                                  load_vqgan_encoder)
+from dckd_arch.vqgan_arch import (VQGAN, AttnBlock, Codebook, EMACodebook, VQGANEncoder, codebook_usage,
+                                  encoder_state_dict, load_vqgan_encoder)
 from conftest import reference_layout
 
 
@@ -192,3 +192,44 @@ def test_a_collapsed_codebook_shows_as_one_code_used():
         assert used > 4 and perplexity > 3  # 256 tokens over a fresh codebook
         vqgan.quantize.embedding.weight[:] = vqgan.quantize.embedding.weight[5]  # every code the same vector
         assert codebook_usage(vqgan(img, with_codes=True)[2], SMALL['n_embed']) == (1, 1.0)
+
+
+def test_the_ema_quantizer_takes_nearest_codes_and_its_codes_load_into_the_encoder(tmp_path):
+    torch.manual_seed(0)
+    vqgan = VQGAN(**SMALL, quantizer='ema')
+    img = torch.rand(2, 3, 32, 32)
+    vqgan(img, with_codes=True)  # training mode: k-means starts the codes on this batch
+    vqgan.eval()
+    with torch.no_grad():
+        latent = vqgan.quant_conv(vqgan.encoder(img * 2 - 1)[1])
+        _, _, codes = vqgan(img, with_codes=True)
+    tokens = latent.permute(0, 2, 3, 1).reshape(-1, SMALL['embed_dim'])
+    assert torch.equal(codes.flatten(), torch.cdist(tokens, vqgan.codebook).argmin(1))
+    torch.save({'params': encoder_state_dict(vqgan.state_dict())}, tmp_path / 'ema_encoder.pth')
+    encoder = VQGANEncoder(**SMALL)
+    load_vqgan_encoder(encoder, str(tmp_path / 'ema_encoder.pth'))
+    assert torch.equal(encoder.codebook, vqgan.codebook)
+    with torch.no_grad():
+        assert torch.equal(encoder(img)[1], latent)
+
+
+def test_the_ema_quantizer_restarts_the_codes_of_a_collapsed_codebook():
+    """Every code one vector, none but the first ever assigned: taming's quantizer stays at one code;
+    one training step of the EMA quantizer replaces the dead codes with latents of the batch."""
+    torch.manual_seed(0)
+    z = torch.randn(4, SMALL['embed_dim'], 8, 8)
+    taming, ema = Codebook(SMALL['n_embed'], SMALL['embed_dim']), EMACodebook(SMALL['n_embed'], SMALL['embed_dim'])
+    ema(z, 0.25)  # k-means start
+    with torch.no_grad():
+        taming.embedding.weight[:] = z[0, :, 0, 0]
+        book = ema.vq._codebook
+        book.embed[:] = book.embed_avg[:] = z[0, :, 0, 0]
+        book.cluster_size.zero_()
+        book.cluster_size[0, 0] = z[:, 0].numel()
+    used = {}
+    for quantizer in (taming, ema):
+        quantizer(z, 0.25)  # one training step
+        quantizer.eval()
+        with torch.no_grad():
+            used[quantizer] = codebook_usage(quantizer(z, 0.25)[2], SMALL['n_embed'])[0]
+    assert used[taming] == 1 and used[ema] > SMALL['n_embed'] // 2, used

@@ -11,12 +11,14 @@ import yaml
 from dckd import train_vqgan
 from dckd.demo.data import skimage_photo_bgr
 from dckd.lmdb_writer import write_image_lmdb
-from dckd_arch.vqgan_arch import encoder_state_dict
+from basicsr.losses.gan_loss import GANLoss
+from dckd_arch.vqgan_arch import VQGAN, encoder_state_dict
+from dckd_models.vqgan_model import VQGANModel
 from in_process import dckd_train, dckd_train_in_a_new_process
 from test_pipeline import dckd_options, workspace, write_options  # noqa: F401  (workspace: a fixture)
 from test_resume import logged_losses
 
-VQGAN = dict(type='VQGAN', ch=32, ch_mult=[1, 2, 2], num_res_blocks=1, attn_resolutions=[8], resolution=32,
+VQGAN_NET = dict(type='VQGAN', ch=32, ch_mult=[1, 2, 2], num_res_blocks=1, attn_resolutions=[8], resolution=32,
              z_channels=8, embed_dim=8, n_embed=32)  # downsampling factor 4
 
 
@@ -46,7 +48,7 @@ def vqgan_options(photographs, name, total_iter, disc_start=3, **train):
                       'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 2, 'batch_size_per_gpu': 4},
             'val': {'name': 'held_out', 'type': 'HRImageDataset', 'io_backend': {'type': 'disk'},
                     'dataroot_gt': str(photographs / 'held_out')}},
-        'network_g': dict(VQGAN),
+        'network_g': dict(VQGAN_NET),
         'network_d': {'type': 'PatchDiscriminator', 'num_feat': 8, 'num_layers': 2},
         'path': {},
         'train': {'optim_g': {'type': 'Adam', 'lr': 2e-4, 'betas': [0.5, 0.9]},
@@ -86,7 +88,7 @@ def test_a_vqgan_trains_with_tamings_losses_and_the_discriminator_from_disc_star
     assert sorted(lines) == [1, 2, 3, 4]
     for iteration, line in lines.items():
         assert 'l_pix: ' in line and 'l_codebook: ' in line and 'l_percep' not in line
-        assert ('l_g_gan: ' in line and 'l_d_real: ' in line) == (iteration >= 3), line
+        assert ('l_g_gan: ' in line and 'gan_weight: ' in line and 'l_d_real: ' in line) == (iteration >= 3), line
     assert "perceptual_opt: skipped, VGG19's ImageNet weights are not here" in log
 
 
@@ -120,7 +122,7 @@ def test_a_collapsed_codebook_is_reported_as_one(photographs, trained, tmp_path)
 @pytest.mark.slow
 def test_the_trained_encoder_serves_dckds_dmm_in_place_of_a_random_one(trained, workspace, tmp_path):  # noqa: F811
     experiment, _ = trained
-    encoder = {key: value for key, value in VQGAN.items() if key != 'type'}
+    encoder = {key: value for key, value in VQGAN_NET.items() if key != 'type'}
     l_ce = {}
     for name, path in (('trained', str(experiment / 'models' / 'vqgan_encoder.pth')), ('random', None)):
         opt = dckd_options(workspace, f'dmm_{name}', total_iter=1, checkpoint_freq=1, val=False)
@@ -137,13 +139,37 @@ def test_the_trained_encoder_serves_dckds_dmm_in_place_of_a_random_one(trained, 
     assert l_ce['trained'] != l_ce['random'], l_ce
 
 
+def test_the_gan_term_is_weighed_as_taming_weighs_it():
+    """taming's adaptive weight: what gan_opt.loss_weight (disc_weight) multiplies is the ratio of the
+    gradient norms at the decoder's last layer, so the GAN term's gradient there is loss_weight times
+    the reconstruction's, whatever the GAN loss's own scale."""
+    torch.manual_seed(0)
+    model = VQGANModel.__new__(VQGANModel)  # the one method, on a network and a GAN loss of its own
+    net = VQGAN(**{k: v for k, v in VQGAN_NET.items() if k != 'type'})
+    model.net_g, model.device, model.get_bare_model = net, torch.device('cpu'), lambda network: network
+    output = net(torch.rand(2, 3, 16, 16))
+    reconstruction = (output - 0.5).abs().mean()
+    last = net.decoder.conv_out.weight
+    for weight, scale in ((0.8, 1.0), (0.1, 1.0), (0.8, 50.0)):
+        model.cri_gan = GANLoss('hinge', loss_weight=weight)
+        l_g_gan = model.cri_gan(scale * output, True, is_disc=False)
+        term = model.adaptive_gan_weight(reconstruction, l_g_gan) * l_g_gan
+        gradients = [torch.autograd.grad(loss, last, retain_graph=True)[0].norm() for loss in (term, reconstruction)]
+        assert float(gradients[0] / gradients[1]) == pytest.approx(weight, rel=1e-3)
+
+
 @pytest.mark.slow
 def test_a_resumed_vqgan_run_equals_the_uninterrupted_one(photographs, tmp_path):
-    """2 + 2 iterations against 4 straight, the discriminator training from the second."""
-    straight, _ = train(tmp_path, vqgan_options(photographs, 'straight', 4, disc_start=2))
-    train(tmp_path, vqgan_options(photographs, 'resumed', 2, disc_start=2))
-    resumed, log = train(tmp_path, vqgan_options(photographs, 'resumed', 4, disc_start=2), '--auto_resume',
-                         new_process=True)
+    """2 + 2 iterations against 4 straight, the discriminator training from the second, the EMA
+    quantizer (its k-means start, moving averages and restarts) in the network."""
+    def options(name, total):
+        opt = vqgan_options(photographs, name, total, disc_start=2)
+        opt['network_g']['quantizer'] = 'ema'
+        return opt
+
+    straight, _ = train(tmp_path, options('straight', 4))
+    train(tmp_path, options('resumed', 2))
+    resumed, log = train(tmp_path, options('resumed', 4), '--auto_resume', new_process=True)
     assert 'Resuming training from epoch' in log
     for network in ('net_g', 'net_d'):
         a, b = (torch.load(e / 'models' / f'{network}_4.pth', weights_only=True)['params'] for e in (straight, resumed))
