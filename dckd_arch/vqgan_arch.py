@@ -373,7 +373,9 @@ def sizes(state):
 
     found = {'ch': ('encoder.conv_in.weight', 0), 'z_channels': ('encoder.conv_out.weight', 0),
              'n_embed': ('quantize.embedding.weight', 0), 'embed_dim': ('quantize.embedding.weight', 1)}
+    attention = sorted({int(k.split('.')[2]) for k in state if k.startswith('encoder.down.') and '.attn.' in k})
     return {'levels': count('encoder.down.'), 'num_res_blocks': count('encoder.down.0.block.'),
+            'attention at levels': attention if count('encoder.down.') else None,
             **{name: tuple(state[key].shape)[dim] if key in state else None for name, (key, dim) in found.items()}}
 
 
@@ -391,7 +393,8 @@ def load_vqgan_encoder(net, path):
     if differ and None not in theirs.values():  # a VQGAN's encoder of other sizes (else: the keys are named)
         raise ValueError(f'VQGAN checkpoint {path} is a VQGAN of {", ".join(f"{n} {theirs[n]}" for n in differ)}; '
                          f'network_vqgan asks for {", ".join(f"{n} {ours[n]}" for n in differ)} (levels: the length '
-                         'of ch_mult). Give network_vqgan the options the VQGAN was trained with.')
+                         'of ch_mult; attention: where attn_resolutions meets resolution / 2^level). Give '
+                         'network_vqgan the options the VQGAN was trained with.')
     missing = sorted(set(expected) - set(state))
     if missing:
         raise KeyError(f'VQGAN checkpoint {path} lacks {len(missing)} encoder key(s), e.g. {missing[:5]}. '

@@ -84,6 +84,10 @@ def preflight(opt, launcher='none', teacher_check=False):
     `teacher_check` (dckd-train --check), the teacher is also evaluated against bicubic on the first
     validation set, as training does before its first iteration."""
     parsed = parse_training_options(opt)
+    if launcher != 'none' and trains_vqgan(parsed.model_type):
+        raise OptionError(f'--launcher {launcher}: {parsed.model_type} trains in one process for now; under several '
+                          "its replicas drift apart (the discriminator's batch norm statistics and the EMA quantizer's "
+                          'codes are not kept in step across ranks). Run it without --launcher.')
     if launcher != 'none' and parsed.manual_seed is None:
         raise OptionError(f'manual_seed is not set: with several processes (--launcher {launcher}) every rank must '
                           'start from the same seed, or the ranks draw different student initialisations and data. '

@@ -293,24 +293,26 @@ def vqgan_file(table, run):
         return options
 
     optimizer = {'type': 'Adam', 'lr': run['lr'].value, 'betas': [0.5, 0.9]}
-    train = {'optim_g': C(optimizer, inline=run['lr'].inline), 'optim_d': optimizer,
+    gan = run['disc_start'] is not None
+    train = {'optim_g': C(optimizer, inline=run['lr'].inline), **({'optim_d': optimizer} if gan else {}),
              'scheduler': {'type': 'MultiStepLR', 'milestones': [run['iterations'] * 4 // 5], 'gamma': 0.5},
              'total_iter': run['iterations'], 'warmup_iter': -1,
              'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
              'codebook_weight': C(1.0, inline='codebook + beta x commitment (network_g.beta)')}
     if run['perceptual']:
         train['perceptual_opt'] = run['perceptual']
-    train.update(gan_opt=C({'type': 'GANLoss', 'gan_type': 'hinge', 'loss_weight': 0.8},
-                           "taming's disc_weight 0.8, times taming's ratio of gradient norms at the decoder's last "
-                           'layer (logged as gan_weight)'),
-                 disc_start=C(run['disc_start'], inline='the discriminator and its term start here'))
+    if gan:
+        train.update(gan_opt=C({'type': 'GANLoss', 'gan_type': 'hinge', 'loss_weight': 0.8},
+                               "taming's disc_weight 0.8, times taming's ratio of gradient norms at the decoder's last "
+                               'layer (logged as gan_weight)'),
+                     disc_start=C(run['disc_start'], inline='the discriminator and its term start here'))
     opt = {'name': run['name'], 'model_type': 'VQGANModel', 'scale': 1, 'num_gpu': 'auto', 'manual_seed': 0,
            'datasets': {'train': hr(run['data']['train'], True), 'val': hr(run['data']['val'], False)},
            'network_g': run['network_g'],
-           'network_d': C({'type': 'PatchDiscriminator', 'num_in_ch': 3, 'num_feat': 64, 'num_layers': 3},
-                          "taming's NLayerDiscriminator"),
-           'path': {'pretrain_network_g': None, 'strict_load_g': True, 'pretrain_network_d': None,
-                    'resume_state': None},
+           **({'network_d': C({'type': 'PatchDiscriminator', 'num_in_ch': 3, 'num_feat': 64, 'num_layers': 3},
+                              "taming's NLayerDiscriminator")} if gan else {}),
+           'path': {'pretrain_network_g': None, 'strict_load_g': True,
+                    **({'pretrain_network_d': None} if gan else {}), 'resume_state': None},
            'train': train,
            'val': {'val_freq': run['every'], 'save_img': False,
                    'metrics': C({'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}},

@@ -335,9 +335,11 @@ CASES = [
      []),
     ('discriminator start without a discriminator', vqgan(set_key('train.disc_start', 5)),
      r'train.disc_start = 5 needs a discriminator: add network_d \(type: PatchDiscriminator\)', []),
+    ('VQGAN run under several processes', vqgan(), r'--launcher pytorch: VQGANModel trains in one process for now',
+     ['--launcher', 'pytorch']),
     ('VQGAN file of other sizes', user_file('path.pretrain_network_vqgan', 'vqgan_of_other_sizes.pth'),
-     r'path.pretrain_network_vqgan: VQGAN checkpoint .*vqgan_of_other_sizes.pth is a VQGAN of levels 3, n_embed 32; '
-     r'network_vqgan asks for levels 5, n_embed 16', []),
+     r'path.pretrain_network_vqgan: VQGAN checkpoint .*vqgan_of_other_sizes.pth is a VQGAN of levels 3, attention at '
+     r'levels \[\], n_embed 32; network_vqgan asks for levels 5, attention at levels \[4\], n_embed 16', []),
 ]
 
 
