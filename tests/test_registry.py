@@ -6,13 +6,15 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from dckd_utils.registry import register
 
 OURS = {
-    ARCH_REGISTRY: {'VQGANEncoder': 'dckd_arch.vqgan_arch', 'NAFNet': 'dckd_arch.nafnet_arch',
+    ARCH_REGISTRY: {'VQGANEncoder': 'dckd_arch.vqgan_arch', 'VQGAN': 'dckd_arch.vqgan_arch',
+                    'PatchDiscriminator': 'dckd_arch.vqgan_arch', 'NAFNet': 'dckd_arch.nafnet_arch',
                     'Restormer': 'dckd_arch.restormer_arch', 'PretrainedModel': 'dckd_arch.pretrained_arch'},
     LOSS_REGISTRY: {'DynamicContrastiveLoss': 'dckd_losses.contrastive_loss',
                     'DistributionMappingLoss': 'dckd_losses.distribution_loss'},
     MODEL_REGISTRY: {'KDModel': 'dckd_models.kd_model', 'DCKDModel': 'dckd_models.dckd_model',
-                     'RealWorldKDModel': 'dckd_models.realworld_model'},
-    DATASET_REGISTRY: {'PaddedPairedImageDataset': 'dckd_data.padded_paired_dataset'},
+                     'RealWorldKDModel': 'dckd_models.realworld_model', 'VQGANModel': 'dckd_models.vqgan_model'},
+    DATASET_REGISTRY: {'PaddedPairedImageDataset': 'dckd_data.padded_paired_dataset',
+                       'HRImageDataset': 'dckd_data.hr_image_dataset'},
 }
 
 
