@@ -1,7 +1,8 @@
 """`dckd-train-vqgan -opt X.yml`: a VQGAN of your own images (VQGANModel), as DCKD's feature space.
 
 dckd-train's pipeline for options whose model_type is VQGANModel (options/vqgan/): the same checks
-(--check), resume (--auto_resume), stop signals and launchers. Validation reports the reconstruction
+(--check), resume (--auto_resume) and stop signals, in one process (--launcher is refused: the
+replicas drift apart, docs/vqgan.md). Validation reports the reconstruction
 PSNR and the codebook's usage (codes used, perplexity; a collapse is a warning); the run ends with
 models/vqgan_encoder.pth, the file path.pretrain_network_vqgan of a DCKD run takes, and a summary
 line (dckd_models/vqgan_model.py, docs/vqgan.md).

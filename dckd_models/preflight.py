@@ -174,6 +174,11 @@ def _terms(parsed):
     return terms
 
 
+def _trained_role(parsed):
+    """What network_g is in the summary: the student, or the VQGAN a VQGANModel trains."""
+    return 'VQGAN' if trains_vqgan(parsed.model_type) else 'student'
+
+
 def _networks(parsed):
     """Build each network the run uses and load its checkpoint: layout and values checked."""
     used = ['network_g']
@@ -200,8 +205,8 @@ def _networks(parsed):
             load_into(net, source, network_key)
             origin = source['path'] if network_key == 'network_vqgan' else f'{source["path"]} [{source["param_key"]}]'
         count = sum(p.numel() for p in net.parameters())
-        role = {'network_g': 'VQGAN' if trains_vqgan(parsed.model_type) else 'student', 'network_t': 'teacher',
-                'network_vqgan': 'VQGAN', 'network_d': 'GAN'}[network_key]
+        role = {'network_g': _trained_role(parsed), 'network_t': 'teacher', 'network_vqgan': 'VQGAN',
+                'network_d': 'GAN'}[network_key]
         lines.append(f'{role:<9} {network_key}: {component.type}, {count / 1e6:.2f}M parameters, from {origin}')
         networks[network_key] = net.eval()
     return lines, networks
@@ -240,7 +245,7 @@ def _checkpoint_disk(parsed, networks):
     def size(network_key):
         return 4 * sum(p.numel() for p in networks[network_key].parameters())
 
-    copies = {'VQGAN' if trains_vqgan(parsed.model_type) else 'student': 1, 'EMA': int(train.ema_decay > 0), 'history model': int(bool(train.contrastive_opt)),
+    copies = {_trained_role(parsed): 1, 'EMA': int(train.ema_decay > 0), 'history model': int(bool(train.contrastive_opt)),
               f'{train.optim_g.type} state': _moments(train.optim_g)}
     total = size('network_g') * sum(copies.values())
     parts = [name for name, count in copies.items() if count]

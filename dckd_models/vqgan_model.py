@@ -34,14 +34,14 @@ from .restoration_model import RestorationModel
 COLLAPSED = 0.1  # fewer codes used than this share of those the held-out tokens could use: a collapse
 
 
-def usage_report(codes, n_embed, what):
-    """(the log line on the codebook's usage over `codes`, whether it has collapsed)."""
-    used, perplexity = codebook_usage(codes, n_embed)
-    possible = min(n_embed, codes.numel())
+def usage_report(used, perplexity, tokens, n_embed, what):
+    """(the log line on a codebook's usage, `used` codes of `n_embed` by `tokens` tokens, whether it
+    has collapsed)."""
+    possible = min(n_embed, tokens)
     line = f'Codebook on {what}: {used} of {n_embed} codes used, perplexity {perplexity:.1f}'
     collapsed = used < COLLAPSED * possible
     if collapsed:
-        line += (f'. COLLAPSED: its {codes.numel()} tokens could use {possible} codes; DMM\'s assignments then carry '
+        line += (f'. COLLAPSED: its {tokens} tokens could use {possible} codes; DMM\'s assignments then carry '
                  'little. Lower the learning rate, or raise train.codebook_weight or network_g.beta, and train again.')
     return line, collapsed
 
@@ -89,7 +89,6 @@ class VQGANModel(WithDiscriminator, RestorationModel):
             percep, style = self.cri_perceptual(self.output, self.gt)
             losses.update((name, value) for name, value in (('l_percep', percep), ('l_style', style))
                           if value is not None)
-        adaptive = None
         if gan:
             l_g_gan = self.cri_gan(self.net_d(self.output), True, is_disc=False)
             reconstruction = sum(value for name, value in losses.items() if name != 'l_codebook')
@@ -99,9 +98,8 @@ class VQGANModel(WithDiscriminator, RestorationModel):
         sum(losses.values()).backward()
         self.optimizer_g.step()
         self.log_dict = self.reduce_loss_dict(losses)
-        if adaptive is not None:
-            self.log_dict['gan_weight'] = float(adaptive) * self.cri_gan.loss_weight
         if gan:
+            self.log_dict['gan_weight'] = float(adaptive) * self.cri_gan.loss_weight
             self.log_dict.update(self.reduce_loss_dict(self.discriminator_step(self.gt, self.output, current_iter)))
 
     def adaptive_gan_weight(self, reconstruction, l_g_gan):
@@ -131,11 +129,11 @@ class VQGANModel(WithDiscriminator, RestorationModel):
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.validation_codes = []
         super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
-        name = dataloader.dataset.opt['name']
-        line, collapsed = usage_report(torch.cat(self.validation_codes), self.n_embed, name)
+        name, codes = dataloader.dataset.opt['name'], torch.cat(self.validation_codes)
+        used, perplexity = codebook_usage(codes, self.n_embed)
+        line, collapsed = usage_report(used, perplexity, codes.numel(), self.n_embed, name)
         (get_root_logger().warning if collapsed else get_root_logger().info)(line)
         if tb_logger:
-            used, perplexity = codebook_usage(torch.cat(self.validation_codes), self.n_embed)
             tb_logger.add_scalar(f'codebook/{name}/codes_used', used, current_iter)
             tb_logger.add_scalar(f'codebook/{name}/perplexity', perplexity, current_iter)
         self.last_report = (line, getattr(self, 'metric_results', {}))
