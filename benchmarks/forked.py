@@ -10,6 +10,7 @@ tensor operation or touches a GPU: each run sets its thread count and initialise
     process = start(function, *args)     # the same, not waited for (a multiprocessing.Process)
     process = start(command, 'dckd.train', ['-opt', 'x.yml'], work, log_file, threads)   # a dckd command
     process = start(command, 'dckd.train', argv, work, out_file, threads, err_file)      # stdout, stderr apart
+    process = start(command, 'dckd.train', argv, work, out_file, threads, err_file, {'RANK': '1', ...})  # its environment
 """
 import multiprocessing
 import os
@@ -64,16 +65,18 @@ def _returning(send, function, args):
         raise
 
 
-def command(module, argv, work, log_file, threads=None, error_file=None):
+def command(module, argv, work, log_file, threads=None, error_file=None, environment=None):
     """`python -m module argv` run from the folder `work`, its output written to `log_file` (its
     standard error to `error_file` when given), with `threads` CPU threads (torch's default unless
-    given): module.main(argv). The process's exit code is the command's."""
+    given) and the variables of `environment` added to its environment: module.main(argv). The
+    process's exit code is the command's."""
     import atexit
     import importlib
 
     import torch
 
     _as_started_from_a_shell()
+    os.environ.update(environment or {})
     os.chdir(work)
     with open(log_file, 'w') as log:
         os.dup2(log.fileno(), 1)

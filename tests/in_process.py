@@ -13,20 +13,26 @@ A resumed run must not share memory with the run it resumes, and BasicSR's CPU p
 thread holding a data loader and its workers behind at every epoch, which only the end of a process
 takes away (a run that leaves processes behind fails here): those runs get a process of their own
 (`dckd_train_in_a_new_process`), forked from a server that has imported dckd and BasicSR and run
-nothing else (benchmarks/forked.py), so they also start without the imports. Runs whose process as
-a shell starts it is the point (exit codes after signals, torchrun, the message a shell shows, an
-environment of their own) stay `subprocess` runs.
+nothing else (benchmarks/forked.py), so they also start without the imports. Ranks of a
+distributed run are such processes too (`dckd_train_on_ranks`), each with the environment torchrun
+gives its ranks: a test of what DDP computes does not pay 4 s of imports a rank and torchrun's own
+start. Runs whose process as a shell starts it is the point (exit codes after signals, torchrun and
+what it does when a rank stops, the message a shell shows, an environment of their own) stay
+`subprocess` runs.
 """
 import contextlib
 import gc
 import io
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 
 import torch
@@ -67,6 +73,48 @@ def dckd_train_in_a_new_process(args, cwd, threads=1):
             raise subprocess.TimeoutExpired(['dckd-train', *args], 600)
         with open(out) as stdout, open(err) as stderr:
             return subprocess.CompletedProcess(['dckd-train', *args], process.exitcode, stdout.read(), stderr.read())
+
+
+def dckd_train_on_ranks(args, cwd, ranks, threads=1):
+    """`torchrun --nproc_per_node=RANKS train.py ARGS --launcher pytorch` in `cwd`, each rank on `threads`
+    torch threads, without torchrun: every rank is a process of its own forked from the server, with the
+    variables torchrun sets for its ranks (rank, world size, the rendezvous address). As torchrun does,
+    it ends the other ranks when one fails and exits with that rank's code. What the ranks printed, rank
+    0 first, comes back as a CompletedProcess, as from subprocess.run(..., text=True)."""
+    import forked  # benchmarks/ (on sys.path: conftest.py)
+
+    args = [str(arg) for arg in args] + ['--launcher', 'pytorch']
+    rendezvous = {'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(free_port()), 'WORLD_SIZE': str(ranks),
+                  'LOCAL_WORLD_SIZE': str(ranks), 'ROLE_WORLD_SIZE': str(ranks), 'GROUP_RANK': '0',
+                  'OMP_NUM_THREADS': str(threads)}
+    with tempfile.TemporaryDirectory() as streams:
+        outputs = [(os.path.join(streams, f'{rank}.out'), os.path.join(streams, f'{rank}.err')) for rank in range(ranks)]
+        processes = [forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err,
+                                  dict(rendezvous, RANK=str(rank), LOCAL_RANK=str(rank), ROLE_RANK=str(rank)))
+                     for rank, (out, err) in enumerate(outputs)]
+        deadline = time.monotonic() + 600
+        while any(process.is_alive() for process in processes):
+            failed, late = any(process.exitcode for process in processes), time.monotonic() > deadline
+            if failed or late:
+                for process in processes:
+                    process.kill()
+                    process.join()
+                if late and not failed:  # as subprocess.run(..., timeout=600): a run that never ends fails
+                    raise subprocess.TimeoutExpired(['dckd-train', *args], 600)
+            multiprocessing.connection.wait([process.sentinel for process in processes], timeout=1)
+        for process in processes:
+            process.join()
+        code = next((process.exitcode for process in processes if process.exitcode), 0)
+        printed = [[open(file).read() for file in files] for files in outputs]
+    return subprocess.CompletedProcess(['dckd-train', *args], code, ''.join(out for out, _ in printed),
+                                       ''.join(err for _, err in printed))
+
+
+def free_port():
+    """A TCP port nobody listens on now, for a rendezvous."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def _exit_code(args):

@@ -1,24 +1,16 @@
-"""Two processes on CPU (gloo), launched as users launch GPUs: torchrun ... --launcher pytorch."""
+"""Two processes on CPU (gloo), each a rank as torchrun ... --launcher pytorch starts it (the launcher
+itself, its signals and a rank's death are in test_faults.py)."""
 import os
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from in_process import dckd_train
-from test_pipeline import TRAIN, dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
+from in_process import dckd_train, dckd_train_on_ranks
+from test_pipeline import dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def four_images():
@@ -57,11 +49,7 @@ def test_two_gloo_ranks_equal_one_process_on_the_concatenated_batch(workspace, t
     for name, opt in runs.items():
         paths[name] = tmp_path / f'{name}.yml'
         paths[name].write_text(yaml.safe_dump(opt))
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
-                TRAIN[1]]
-    ddp = subprocess.run(launcher + ['-opt', str(paths['ddp']), '--launcher', 'pytorch'], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600, env=env)
+    ddp = dckd_train_on_ranks(['-opt', paths['ddp']], tmp_path, ranks=2)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = dckd_train(['-opt', paths['single']], tmp_path, threads=1)  # in this process, as the ranks: one thread
     assert single.returncode == 0, single.stderr[-3000:]
@@ -83,10 +71,7 @@ def test_dckd_under_two_ranks_keeps_student_ema_and_history_identical(workspace,
     opt = dckd_options(workspace, 'ddp_dckd', total_iter=2, checkpoint_freq=2, val=False)
     path = tmp_path / 'ddp_dckd.yml'
     path.write_text(yaml.safe_dump(opt))
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
-                TRAIN[1], '-opt', str(path), '--launcher', 'pytorch']
-    result = subprocess.run(launcher, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    result = dckd_train_on_ranks(['-opt', path], tmp_path, ranks=2)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / 'experiments/ddp_dckd'
     text = (folder / next(f for f in os.listdir(folder) if f.endswith('.log'))).read_text()

@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from dckd.interruption import EXIT_INTERRUPTED, _process_gone as process_gone
-from test_distributed import free_port
+from in_process import free_port
 from test_pipeline import TRAIN, basicsr_project, dropin, environment_of_its_own, workspace  # noqa: F401  (fixture)
 from test_resume import assert_same_run, options, sub_images, train  # noqa: F401  (fixture)
 

@@ -22,7 +22,8 @@ import dckd_models  # noqa: F401  (registers; compatibility fix first)
 from basicsr.archs import build_network
 from conftest import TINY_VQGAN
 from test_realworld_degradation import KERNELS, write_photographs
-from test_resume import TRAIN, logged_losses, train
+from test_pipeline import TRAIN
+from test_resume import logged_losses, train
 
 pytestmark = pytest.mark.slow
 SCALE, GT_SIZE, BATCH = 4, 64, 2

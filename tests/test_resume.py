@@ -9,17 +9,14 @@ resume point; from a checkpoint in the middle of an epoch and from one at its la
 """
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from in_process import dckd_train, dckd_train_in_a_new_process
-from test_distributed import free_port
-from test_pipeline import TRAIN, dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
+from in_process import dckd_train, dckd_train_in_a_new_process, dckd_train_on_ranks
+from test_pipeline import dckd_options, hr_images, paired_lmdbs, workspace  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 BATCH = 2
@@ -55,18 +52,15 @@ def options(workspace, train_set, name, total_iter, workers, prefetch, ratio):  
 def train(tmp_path, opt, *extra, ranks=1):
     """dckd-train on `opt` in `tmp_path`, on one thread a process. A run that resumes gets a process of
     its own (so it shares nothing in memory with the run it resumes), as does one with BasicSR's CPU
-    prefetcher (tests/in_process.py says why); a run of several ranks is torchrun's; the others run
-    in this process."""
+    prefetcher and each rank of a run of several (tests/in_process.py says why); the others run in
+    this process."""
     path = tmp_path / f'{opt["name"]}_{opt["train"]["total_iter"]}.yml'
     path.write_text(yaml.safe_dump(opt))
     if ranks == 1:
         alone = '--auto_resume' in extra or opt['datasets']['train'].get('prefetch_mode') == 'cpu'
         result = (dckd_train_in_a_new_process if alone else dckd_train)(['-opt', path, *extra], tmp_path, threads=1)
     else:
-        result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={ranks}',
-                                 f'--master_port={free_port()}', TRAIN[1], '-opt', str(path), '--launcher', 'pytorch',
-                                 *extra], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                                env=dict(os.environ, OMP_NUM_THREADS='1'))
+        result = dckd_train_on_ranks(['-opt', path, *extra], tmp_path, ranks)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
