@@ -51,7 +51,7 @@ def dckd_train(args, cwd, threads=1):
     stdout, stderr = io.StringIO(), io.StringIO()
     children = set(multiprocessing.active_children())
     with _as_a_new_process(cwd, threads), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = _exit_code(args)
+        code = _exit_code(dckd.train.main, args)
     left = set(multiprocessing.active_children()) - children
     assert not left, f'dckd-train {" ".join(args)} left {len(left)} processes behind: run it in a new process'
     return subprocess.CompletedProcess(['dckd-train', *args], code, stdout.getvalue(), stderr.getvalue())
@@ -117,10 +117,21 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _exit_code(args):
-    """dckd.train.main's exit code, printing what the interpreter would print on leaving."""
+def script(main, args):
+    """A benchmark script's `main(ARGS)` in this process, what it printed returned as a
+    CompletedProcess, as from subprocess.run(..., text=True): for scripts whose runs each get a
+    process of their own (benchmarks/forked.py), which leave the calling process as they found it."""
+    args = [str(arg) for arg in args]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = _exit_code(main, args)
+    return subprocess.CompletedProcess([main.__module__, *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def _exit_code(main, args):
+    """main(args)'s exit code, printing what the interpreter would print on leaving."""
     try:
-        dckd.train.main(args)
+        main(args)
     except SystemExit as stop:
         if stop.code is None or isinstance(stop.code, int):
             return stop.code or 0

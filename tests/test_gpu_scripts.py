@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+import distill_gain
 from dckd_arch.vqgan_arch import VQGAN, encoder_state_dict
-from distill_gain import load_table
+from in_process import script
 from conftest import PROJECT_ROOT
 
 GPU_CHECK = os.path.join(PROJECT_ROOT, 'benchmarks', 'gpu_check.sh')
@@ -69,11 +70,12 @@ def textures(folder, count, size, seed):
 @pytest.mark.slow
 def test_distill_gain_dry_run_trains_every_method_and_seed_and_tabulates_them(tmp_path):
     """Tiny networks, 4 iterations, two seeds, two runs at a time; then the same with the teacher
-    of the first run carried, as a GPU run is given it."""
+    of the first run carried, as a GPU run is given it. The script's main runs in this process:
+    every training, the evaluation and the figure are processes of their own (benchmarks/forked.py)."""
     data = ['--train-hr', textures(tmp_path / 'train', 2, 96, 0), '--test-hr',
             f'Set5={textures(tmp_path / "set5", 2, 48, 1)}', '--test-hr', f'Set14={textures(tmp_path / "set14", 3, 60, 2)}']
     out = tmp_path / 'out'
-    done = run([sys.executable, DISTILL_GAIN, '--dry-run', '--out', str(out), *data])
+    done = script(distill_gain.main, ['--dry-run', '--out', out, *data])
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     with open(out / 'evaluation.csv') as f:
         scores = {row['model']: row for row in csv.DictReader(f)}
@@ -92,18 +94,17 @@ def test_distill_gain_dry_run_trains_every_method_and_seed_and_tabulates_them(tm
     assert json.loads((out / 'results.json').read_text())['seeds'] == [0, 1]
 
     # the teacher carried, and the DCKD rows again in the space of a VQGAN file of the demo's sizes
-    vqgan_sizes = {k: v for k, v in load_table()[1].DEMO_VQGAN.value.items() if k != 'type'}
+    vqgan_sizes = {k: v for k, v in distill_gain.load_table()[1].DEMO_VQGAN.value.items() if k != 'type'}
     torch.save({'params': encoder_state_dict(VQGAN(**vqgan_sizes).state_dict())}, tmp_path / 'vqgan_encoder.pth')
     torch.save({'params': encoder_state_dict(VQGAN(**dict(vqgan_sizes, n_embed=64)).state_dict())},
                tmp_path / 'other_sizes.pth')
-    refused = run([sys.executable, DISTILL_GAIN, '--dry-run', '--vqgan', str(tmp_path / 'other_sizes.pth'),
-                   '--out', str(tmp_path / 'refused'), *data])
+    refused = script(distill_gain.main, ['--dry-run', '--vqgan', tmp_path / 'other_sizes.pth', '--out',
+                                         tmp_path / 'refused', *data])
     assert refused.returncode != 0 and '--vqgan: VQGAN checkpoint' in refused.stderr
     assert 'n_embed 64; network_vqgan asks for n_embed 256' in refused.stderr and not (tmp_path / 'refused').exists()
     carried = tmp_path / 'carried'
-    done = run([sys.executable, DISTILL_GAIN, '--dry-run', '--seeds', '0', '--teacher', str(out / 'teacher.pth'),
-                '--vqgan', str(tmp_path / 'vqgan_encoder.pth'), '--work', str(out / 'work'), '--out', str(carried),
-                *data])
+    done = script(distill_gain.main, ['--dry-run', '--seeds', '0', '--teacher', out / 'teacher.pth', '--vqgan',
+                                      tmp_path / 'vqgan_encoder.pth', '--work', out / 'work', '--out', carried, *data])
     assert done.returncode == 0, done.stderr[-3000:]
     assert 'trained gain_teacher' not in done.stdout and not (carried / 'teacher.pth').exists()
     table = (carried / 'results.md').read_text()
