@@ -27,6 +27,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -92,20 +93,19 @@ def dckd_train_on_ranks(args, cwd, ranks, threads=1):
         processes = [forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err,
                                   dict(rendezvous, RANK=str(rank), LOCAL_RANK=str(rank), ROLE_RANK=str(rank)))
                      for rank, (out, err) in enumerate(outputs)]
-        deadline = time.monotonic() + 600
+        deadline, code = time.monotonic() + 600, 0
         while any(process.is_alive() for process in processes):
-            failed, late = any(process.exitcode for process in processes), time.monotonic() > deadline
-            if failed or late:
+            code = next((process.exitcode for process in processes if process.exitcode), 0)
+            late = time.monotonic() > deadline
+            if code or late:
                 for process in processes:
                     process.kill()
                     process.join()
-                if late and not failed:  # as subprocess.run(..., timeout=600): a run that never ends fails
+                if not code:  # as subprocess.run(..., timeout=600): a run that never ends fails the test
                     raise subprocess.TimeoutExpired(['dckd-train', *args], 600)
             multiprocessing.connection.wait([process.sentinel for process in processes], timeout=1)
-        for process in processes:
-            process.join()
-        code = next((process.exitcode for process in processes if process.exitcode), 0)
-        printed = [[open(file).read() for file in files] for files in outputs]
+        code = code or next((process.exitcode for process in processes if process.exitcode), 0)
+        printed = [[pathlib.Path(file).read_text() for file in files] for files in outputs]
     return subprocess.CompletedProcess(['dckd-train', *args], code, ''.join(out for out, _ in printed),
                                        ''.join(err for _, err in printed))
 
