@@ -15,6 +15,7 @@ host) is named in the log, and this rank exits with EXIT_RANK_LOST.
 import ctypes
 import functools
 import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import socket
@@ -91,9 +92,34 @@ def ignoring_stop_signals(worker_init_fn):
     return functools.partial(_start_worker, os.getpid(), worker_init_fn)
 
 
+def forking_with_stop_signals_blocked(loader):
+    """Give a data loader that forks its workers (`num_workers` > 0, no context of its own, the fork
+    start method) a fork context under which a worker is born with the stop signals blocked: torch
+    sets a handler that kills the worker on SIGTERM before worker_init_fn runs, and a signal sent to
+    the process group in that moment (torchrun's, Slurm's, at the start of an epoch's workers) would
+    fail the loader. The worker unblocks them once it ignores them (`ignoring_stop_signals`), which
+    drops one that came in between; this process's own mask is as it was once the fork is done."""
+    if loader.num_workers and loader.multiprocessing_context is None and multiprocessing.get_start_method() == 'fork':
+        loader.multiprocessing_context = _ForkWithStopSignalsBlocked()
+
+
+class _StopSignalsBlockedProcess(multiprocessing.context.ForkProcess):
+    def start(self):
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _ForkWithStopSignalsBlocked(multiprocessing.context.ForkContext):
+    Process = _StopSignalsBlockedProcess
+
+
 def _start_worker(parent, worker_init_fn, worker_id):
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked from birth (forking_with_stop_signals_blocked)
     _end_with(parent)
     if worker_init_fn is not None:
         worker_init_fn(worker_id)

@@ -362,6 +362,45 @@ def test_a_worker_whose_rank_ended_before_it_started_ends_at_once():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+WORKER_SIGNALLED_AS_IT_STARTS = """
+import os, signal, sys, torch
+from torch.utils.data._utils.signal_handling import _set_worker_signal_handlers
+from dckd.interruption import STOP_SIGNALS, forking_with_stop_signals_blocked, ignoring_stop_signals
+
+start_worker = ignoring_stop_signals(None)
+
+def worker():  # as torch's _worker_loop starts: torch's signal handlers first, then the worker_init_fn
+    _set_worker_signal_handlers()
+    os.kill(os.getpid(), signal.SIGTERM)  # torchrun's SIGTERM to the rank's process group, in that moment
+    start_worker(0)
+
+loader = torch.utils.data.DataLoader(list(range(8)), num_workers=2, worker_init_fn=start_worker)
+if sys.argv[1] == 'blocked':
+    forking_with_stop_signals_blocked(loader)
+process = (loader.multiprocessing_context or torch.multiprocessing).Process(target=worker)
+process.start()
+process.join()
+blocked_here = set(STOP_SIGNALS) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+batches = sorted(int(x) for batch in loader for x in batch)  # the loader's own workers, through the same context
+print(process.exitcode, len(blocked_here), batches == list(range(8)))
+"""
+
+
+def test_a_worker_signalled_as_it_starts_lives_on_and_the_loader_loads():
+    """torch's workers set a handler that ends them on SIGTERM before worker_init_fn can ignore it: a
+    signal to the process group at the start of an epoch's workers killed one, and the rank failed
+    instead of writing its checkpoint (seen once under torchrun in CI conditions). Born with the
+    stop signals blocked, the worker drops it; the rank's own mask is left as it was."""
+    def run(mode):
+        done = subprocess.run([sys.executable, '-c', WORKER_SIGNALLED_AS_IT_STARTS, mode], capture_output=True,
+                              text=True, timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.split()
+
+    assert run('plain') == [str(-signal.SIGTERM), '0', 'True']  # the defect, without the blocking context
+    assert run('blocked') == ['0', '0', 'True']
+
+
 LEFTOVER_WORKERS_AT_EXIT = """
 import multiprocessing, os, time, torch
 from dckd.interruption import end_leftover_workers, ignoring_stop_signals
