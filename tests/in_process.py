@@ -61,19 +61,7 @@ def dckd_train(args, cwd, threads=1):
 def dckd_train_in_a_new_process(args, cwd, threads=1):
     """`dckd-train ARGS` in `cwd` in a process of its own, on `threads` torch threads; what it printed
     comes back as a CompletedProcess, as from subprocess.run(..., text=True)."""
-    import forked  # benchmarks/ (on sys.path: conftest.py)
-
-    args = [str(arg) for arg in args]
-    with tempfile.TemporaryDirectory() as streams:
-        out, err = os.path.join(streams, 'stdout'), os.path.join(streams, 'stderr')
-        process = forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err)
-        process.join(timeout=600)
-        if process.is_alive():  # as subprocess.run(..., timeout=600): a run that never ends fails the test
-            process.kill()
-            process.join()
-            raise subprocess.TimeoutExpired(['dckd-train', *args], 600)
-        with open(out) as stdout, open(err) as stderr:
-            return subprocess.CompletedProcess(['dckd-train', *args], process.exitcode, stdout.read(), stderr.read())
+    return _forked_runs(args, cwd, threads, [{}])
 
 
 def dckd_train_on_ranks(args, cwd, ranks, threads=1):
@@ -82,17 +70,27 @@ def dckd_train_on_ranks(args, cwd, ranks, threads=1):
     variables torchrun sets for its ranks (rank, world size, the rendezvous address). As torchrun does,
     it ends the other ranks when one fails and exits with that rank's code. What the ranks printed, rank
     0 first, comes back as a CompletedProcess, as from subprocess.run(..., text=True)."""
-    import forked  # benchmarks/ (on sys.path: conftest.py)
-
-    args = [str(arg) for arg in args] + ['--launcher', 'pytorch']
     rendezvous = {'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(free_port()), 'WORLD_SIZE': str(ranks),
                   'LOCAL_WORLD_SIZE': str(ranks), 'ROLE_WORLD_SIZE': str(ranks), 'GROUP_RANK': '0',
                   'OMP_NUM_THREADS': str(threads)}
+    return _forked_runs([*args, '--launcher', 'pytorch'], cwd, threads,
+                        [dict(rendezvous, RANK=str(rank), LOCAL_RANK=str(rank), ROLE_RANK=str(rank))
+                         for rank in range(ranks)])
+
+
+def _forked_runs(args, cwd, threads, environments):
+    """`dckd-train ARGS` in `cwd`, in one process forked from the server per environment (its variables
+    added), each on `threads` torch threads. When one fails the others are ended, and its exit code is
+    the result's; runs not done in 600 s fail, as subprocess.run(..., timeout=600) does. What they
+    printed, in order, comes back as a CompletedProcess."""
+    import forked  # benchmarks/ (on sys.path: conftest.py)
+
+    args = [str(arg) for arg in args]
     with tempfile.TemporaryDirectory() as streams:
-        outputs = [(os.path.join(streams, f'{rank}.out'), os.path.join(streams, f'{rank}.err')) for rank in range(ranks)]
-        processes = [forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err,
-                                  dict(rendezvous, RANK=str(rank), LOCAL_RANK=str(rank), ROLE_RANK=str(rank)))
-                     for rank, (out, err) in enumerate(outputs)]
+        outputs = [(os.path.join(streams, f'{n}.out'), os.path.join(streams, f'{n}.err'))
+                   for n in range(len(environments))]
+        processes = [forked.start(forked.command, 'dckd.train', args, str(cwd), out, threads, err, environment)
+                     for (out, err), environment in zip(outputs, environments)]
         deadline, code = time.monotonic() + 600, 0
         while any(process.is_alive() for process in processes):
             code = next((process.exitcode for process in processes if process.exitcode), 0)
@@ -101,7 +99,7 @@ def dckd_train_on_ranks(args, cwd, ranks, threads=1):
                 for process in processes:
                     process.kill()
                     process.join()
-                if not code:  # as subprocess.run(..., timeout=600): a run that never ends fails the test
+                if not code:
                     raise subprocess.TimeoutExpired(['dckd-train', *args], 600)
             multiprocessing.connection.wait([process.sentinel for process in processes], timeout=1)
         code = code or next((process.exitcode for process in processes if process.exitcode), 0)
