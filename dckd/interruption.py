@@ -92,13 +92,15 @@ def ignoring_stop_signals(worker_init_fn):
     return functools.partial(_start_worker, os.getpid(), worker_init_fn)
 
 
-def forking_with_stop_signals_blocked(loader):
-    """Give a data loader that forks its workers (`num_workers` > 0, no context of its own, the fork
-    start method) a fork context under which a worker is born with the stop signals blocked: torch
-    sets a handler that kills the worker on SIGTERM before worker_init_fn runs, and a signal sent to
-    the process group in that moment (torchrun's, Slurm's, at the start of an epoch's workers) would
-    fail the loader. The worker unblocks them once it ignores them (`ignoring_stop_signals`), which
-    drops one that came in between; this process's own mask is as it was once the fork is done."""
+def workers_ignore_stop_signals(loader):
+    """Make a data loader's workers ignore the stop signals from their birth on: the main process
+    answers them. Their worker_init_fn ignores them first (`ignoring_stop_signals`); but torch sets
+    a handler that ends a worker on SIGTERM before worker_init_fn runs, and a signal sent to the
+    process group in that moment (torchrun's, Slurm's, at the start of an epoch's workers) would fail
+    the loader. So a loader that forks its workers (`num_workers` > 0, no context of its own, the fork
+    start method) forks them with the stop signals blocked, and a worker unblocks them once it ignores
+    them, which drops one that came in between; this process's own mask is as it was after the fork."""
+    loader.worker_init_fn = ignoring_stop_signals(loader.worker_init_fn)
     if loader.num_workers and loader.multiprocessing_context is None and multiprocessing.get_start_method() == 'fork':
         loader.multiprocessing_context = _ForkWithStopSignalsBlocked()
 
@@ -119,7 +121,7 @@ class _ForkWithStopSignalsBlocked(multiprocessing.context.ForkContext):
 def _start_worker(parent, worker_init_fn, worker_id):
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked from birth (forking_with_stop_signals_blocked)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked from birth (workers_ignore_stop_signals)
     _end_with(parent)
     if worker_init_fn is not None:
         worker_init_fn(worker_id)

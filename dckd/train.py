@@ -38,7 +38,7 @@ import dckd_models  # noqa: F401  (registers dckd's archs, losses, datasets and 
 from basicsr.utils import MessageLogger as BasicSRMessageLogger  # dckd's compat fix is already installed
 from basicsr.utils import check_resume, dist_util, get_root_logger
 from dckd.interruption import (EXIT_RANK_LOST, Interrupted, RankWatch, StopRequest, any_rank, end_leftover_workers,
-                               forking_with_stop_signals_blocked, ignoring_stop_signals)
+                               workers_ignore_stop_signals)
 from dckd_data.resumable import ResumableSampler, SampleKey, SeededSamples, stream_changes, stream_fingerprint
 from dckd_models.options import TEACHER_CHECK_SKIPPED, import_modules, synthesizes_pairs
 from dckd_models.preflight import is_checked_model, preflight, read_options_file
@@ -189,8 +189,7 @@ class TrainingPipeline:
         result = self.loaders = self.basicsr_create_loaders(opt, logger)
         train_loader, sampler = result[0], result[1]
         for loader in [train_loader, *result[2]]:  # a stop signal is the main process's to answer
-            loader.worker_init_fn = ignoring_stop_signals(loader.worker_init_fn)
-            forking_with_stop_signals_blocked(loader)
+            workers_ignore_stop_signals(loader)
         sampler.seed = train_loader.dataset.seed = opt['manual_seed']
         # the loader's worker seeds come from its own generator, not from torch's global one
         train_loader.generator = torch.Generator().manual_seed(opt['manual_seed'])

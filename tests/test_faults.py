@@ -365,7 +365,7 @@ def test_a_worker_whose_rank_ended_before_it_started_ends_at_once():
 WORKER_SIGNALLED_AS_IT_STARTS = """
 import os, signal, sys, torch
 from torch.utils.data._utils.signal_handling import _set_worker_signal_handlers
-from dckd.interruption import STOP_SIGNALS, forking_with_stop_signals_blocked, ignoring_stop_signals
+from dckd.interruption import STOP_SIGNALS, ignoring_stop_signals, workers_ignore_stop_signals
 
 start_worker = ignoring_stop_signals(None)
 
@@ -374,9 +374,9 @@ def worker():  # as torch's _worker_loop starts: torch's signal handlers first, 
     os.kill(os.getpid(), signal.SIGTERM)  # torchrun's SIGTERM to the rank's process group, in that moment
     start_worker(0)
 
-loader = torch.utils.data.DataLoader(list(range(8)), num_workers=2, worker_init_fn=start_worker)
+loader = torch.utils.data.DataLoader(list(range(8)), num_workers=2)
 if sys.argv[1] == 'blocked':
-    forking_with_stop_signals_blocked(loader)
+    workers_ignore_stop_signals(loader)
 process = (loader.multiprocessing_context or torch.multiprocessing).Process(target=worker)
 process.start()
 process.join()
