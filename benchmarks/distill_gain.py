@@ -62,8 +62,9 @@ PRESETS = {
     'cpu': {'teacher_iter': None, 'student_iter': None, 'val_every': 100, 'jobs': 1, 'networks': None},
     # the same networks, five times the iterations, every student run at once (a 16-core GPU machine)
     'gpu': {'teacher_iter': None, 'student_iter': 4000, 'val_every': 500, 'jobs': 15, 'networks': None},
-    # tiny networks and 4 iterations: the same steps in seconds (the test suite runs it)
-    'dry': {'teacher_iter': 4, 'student_iter': 4, 'val_every': 2, 'jobs': 2, 'networks': TINY},
+    # tiny networks and 4 iterations: the same steps in seconds (the test suite runs it); a teacher of 4
+    # iterations is worse than bicubic, so its check before training is off
+    'dry': {'teacher_iter': 4, 'student_iter': 4, 'val_every': 2, 'jobs': 2, 'networks': TINY, 'untrained': True},
 }
 
 
@@ -121,24 +122,38 @@ def run_options(generate, table, method, seed, preset, data, teacher, vqgan=None
     iterations = preset['teacher_iter' if method is None else 'student_iter'] or run['iterations']
     every = min(preset['val_every'], iterations) if method else iterations
     run.update(iterations=iterations, milestone=iterations * 3 // 4, every=every, val_every=every)
-    if preset['networks']:
-        run['network_g'] = dict(run['network_g'], **preset['networks']['teacher' if method is None else 'student'])
     _, text = generate.demo_file(table, run)
     opt = generate.yaml.safe_load(text)
     opt['name'] = f'gain_{slug(method)}_s{seed}' if method else 'gain_teacher'
     opt['manual_seed'] = seed
+    if method and method.endswith(TRAINED):
+        opt['path']['pretrain_network_vqgan'] = vqgan
+    return for_study(opt, preset, data, teacher, 'student' if method else 'teacher')
+
+
+def network(options, overrides):
+    """`overrides` of a preset's network: a whole network where it names its type, else sizes."""
+    return dict(overrides) if 'type' in overrides else dict(options, **overrides)
+
+
+def for_study(opt, preset, data, teacher, role):
+    """A demo run's options `opt` made a run of a study: the preset's networks (network_g: the
+    `role`'s, 'student' or 'teacher'), training on the study's data, validation on its Set5, the
+    `teacher` checkpoint."""
+    networks = preset['networks']
+    if networks:
+        opt['network_g'] = network(opt['network_g'], networks[role])
     opt['datasets']['train'].update(name='photographs', dataroot_gt=os.path.join(data, 'train_gt.lmdb'),
                                     dataroot_lq=os.path.join(data, f'train_lq_x{SCALE}.lmdb'))
     opt['datasets']['val'] = {'name': 'Set5', 'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'},
                               'dataroot_gt': os.path.join(data, 'Set5', 'GTmod12'),
                               'dataroot_lq': os.path.join(data, 'Set5', f'LRbicx{SCALE}')}
-    if method and method.endswith(TRAINED):
-        opt['path']['pretrain_network_vqgan'] = vqgan
     if 'network_t' in opt:
         opt['path']['pretrain_network_t'] = teacher
-        if preset['networks']:
-            opt['network_t'].update(preset['networks']['teacher'])
-            opt['train']['teacher_check'] = False  # a teacher of 4 iterations is worse than bicubic
+        if networks:
+            opt['network_t'] = network(opt['network_t'], networks['teacher'])
+        if preset.get('untrained'):
+            opt['train']['teacher_check'] = False
     opt['logger']['print_freq'] = min(opt['logger']['print_freq'], opt['val']['val_freq'])
     return opt
 
@@ -184,11 +199,11 @@ def train_all(work, option_files, jobs):
 
 
 def evaluate(work, models, data, out):
-    """dckd-evaluate over `models` ({name: (options file, checkpoint)}) and bicubic on the test sets;
+    """dckd-evaluate over `models` ({name: (options file, checkpoint) or artifact}) and bicubic on the test sets;
     {name: {set: (psnr, ssim)}}."""
     argv = ['--scale', str(SCALE), '--out', os.path.join(out, 'evaluation'), '--model', 'bicubic']
-    for name, (option_file, checkpoint) in models.items():
-        argv += ['--model', f'{name}={option_file}:{checkpoint}']
+    for name, model in models.items():  # (options file, checkpoint), or an INT8 artifact
+        argv += ['--model', f'{name}={model if isinstance(model, str) else ":".join(model)}']
     for name in TEST_SETS:
         argv += ['--benchmark', f'{name}={os.path.join(data, name, "GTmod12")},{os.path.join(data, name, f"LRbicx{SCALE}")}']
     forked.call(forked.command, 'dckd.evaluate.cli', argv, work, log_file(work, 'evaluate'))

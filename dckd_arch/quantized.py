@@ -68,13 +68,42 @@ def quantizer(backend, per_channel=True, training=False):
     if backend == 'x86':
         from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
             X86InductorQuantizer, get_default_x86_inductor_quantization_config)
-        return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=training))
+
+        class X86(X86InductorQuantizer):
+            def annotate(self, model):
+                return pixel_shuffles_in_int8(super().annotate(model))
+
+        return X86().set_global(get_default_x86_inductor_quantization_config(is_qat=training))
     if backend == 'xnnpack':
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                              get_symmetric_quantization_config)
         return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel,
                                                                                              is_qat=training))
     raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
+
+
+def pixel_shuffles_in_int8(graph):
+    """Move the quantization after each pixel shuffle of an annotated `graph` (PT2E annotations)
+    whose every user quantizes its output to before it, sharing one observer: the same integers
+    (a pixel shuffle only moves values), but the convolution before it writes them in 8 bits instead
+    of 32 (X86InductorQuantizer leaves the upsamplers' convolutions, the largest outputs of an SR
+    network, in float). A pixel shuffle whose output is not quantized (SRVGGNetCompact's, added to
+    the upsampled input) is left as it is: it would add a rounding."""
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    def annotation(node):
+        return node.meta.get('quantization_annotation')
+
+    for node in graph.graph.nodes:
+        if node.target is not torch.ops.aten.pixel_shuffle.default or annotation(node) is not None:
+            continue
+        qspecs = [annotation(user).input_qspec_map.get(node) if annotation(user) else None for user in node.users]
+        if qspecs and all(qspec is not None for qspec in qspecs):
+            source = node.args[0]
+            node.meta['quantization_annotation'] = QuantizationAnnotation(
+                input_qspec_map={source: qspecs[0]}, output_qspec=SharedQuantizationSpec((source, node)),
+                _annotated=True)
+    return graph
 
 
 def capture(module, window, batches=False, device='cpu'):

@@ -86,6 +86,45 @@ def test_calibration_draws_training_patches_with_the_runs_crops(run):
 
 # ----- x86 (torchao PT2E, inductor's int8 kernels) ----------------------------------------------------
 
+def converted_by(quantizer, net, patches):
+    """`net` through PT2E with `quantizer`, calibrated on `patches`, converted (the reference graph)."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from dckd_arch.padding import Deployable
+    prepared = prepare_pt2e(quantized.capture(Deployable(net, None, SCALE), None), quantizer)
+    with torch.no_grad():
+        for patch in patches:
+            prepared(patch)
+    return convert_pt2e(prepared)
+
+
+def test_x86_upsamplers_run_in_int8_and_give_the_plain_quantizers_integers(run):
+    """X86InductorQuantizer alone leaves an upsampler's convolution output in float, as the pixel
+    shuffle after it is not an op it quantizes: dckd's moves the rounding before the shuffle, which
+    only moves values. Same observers' ranges, same output to the bit; every pixel shuffle now reads
+    8-bit values. Where nothing quantizes a pixel shuffle's output (SRVGGNetCompact adds it to the
+    upsampled input), no rounding is added."""
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+
+    plain = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    patches = quantize.calibration_inputs(run['opt'], SCALE, 4, seed=0)
+    lq = torch.from_numpy(held_out_lq(run)[0].transpose(2, 0, 1)[None].copy()).float() / 255.
+    compact = {'type': 'SRVGGNetCompact_basicsr', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2,
+               'upscale': SCALE, 'act_type': 'prelu'}
+    for network, shuffles_in_int8 in ((STUDENT, 2), (compact, 0)):
+        torch.manual_seed(0)
+        net = build_network(network).eval()
+        ours, theirs = (converted_by(q, net, patches) for q in (quantized.quantizer('x86'), plain))
+        with torch.no_grad():
+            assert torch.equal(ours(lq), theirs(lq)), network['type']
+        for graph, expected in ((ours, shuffles_in_int8), (theirs, 0)):
+            shuffles = [n for n in graph.graph.nodes if n.target is torch.ops.aten.pixel_shuffle.default]
+            assert len(shuffles) == (2 if network['type'] == 'EDSR' else 1)
+            reading_int8 = [n for n in shuffles if 'dequantize' in str(n.args[0].target)]
+            assert len(reading_int8) == expected, network['type']
+
+
 @pytest.mark.slow
 def test_x86_int8_output_stays_near_fp32_on_photographs(run, x86_artifact):
     lq, _ = held_out_lq(run)
