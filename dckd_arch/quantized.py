@@ -326,11 +326,15 @@ def load_artifact(path):
     net = build_network(dict(content['network_g'])).eval()
     prepared = prepare(net, recipe(content['network_g'], content['scale'], content['backend'], content['per_channel'],
                                    content.get('training', False)))
-    missing, unexpected = load_state(prepared, content['state'], strict=False)
+    try:
+        missing, unexpected = load_state(prepared, content['state'], strict=False)
+        differ = f'{len(missing)} entries missing, {len(unexpected)} unexpected, e.g. {(missing or unexpected or [""])[0]}'
+    except RuntimeError as error:  # an entry of the same name and another shape
+        missing, differ = True, str(error).split('\n\t')[-1]
     if missing or unexpected:
-        made, here = content['versions'], versions()
+        made, now = content['versions'], versions()
         raise QuantizationError(
-            f'{path}: its calibrated graph does not match the one captured here ({len(missing)} entries missing, '
-            f'{len(unexpected)} unexpected, e.g. {(missing or unexpected)[0]}); it was made with torch {made["torch"]}, '
-            f'torchao {made["torchao"]}, this is torch {here["torch"]}, torchao {here["torchao"]}: quantize again here')
+            f'{path}: its calibrated graph does not match the one captured here ({differ}); it was made with torch '
+            f'{made["torch"]}, torchao {made["torchao"]}, this is torch {now["torch"]}, torchao {now["torchao"]}: '
+            'quantize again here (as for x86 artifacts made before dckd ran their upsamplers in int8)')
     return convert(prepared), content

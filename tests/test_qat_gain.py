@@ -2,7 +2,6 @@
 loses, what each fine-tune wins back, what its 8 bits cost against its FP32 twin) on hand-computed
 scores, and its steps end to end (`--dry-run`: 8-channel networks, 8 iterations)."""
 import csv
-import os
 
 import pytest
 import torch

@@ -269,10 +269,24 @@ def test_damaged_foreign_and_mismatched_artifacts_give_one_message(run, x86_arti
     content['state'].pop(next(iter(content['state'])))
     content['versions'] = {'torch': '2.0.0', 'torchao': '0.1'}
     torch.save(content, tmp_path / 'other_torch.pth')
+    # a QAT run's artifact of torchao's X86InductorQuantizer alone, as dckd made them before its upsamplers
+    # ran in int8: entries of the same names hold other shapes
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    from dckd_arch.padding import Deployable
+    plain = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
+    graph = quantized.capture(Deployable(build_network(STUDENT).eval(), None, SCALE), None, batches=True)
+    prepared = prepare_qat_pt2e(graph, plain)
+    prepared(quantize.calibration_inputs(run['opt'], SCALE, 2, seed=0)[0].repeat(2, 1, 1, 1))
+    torch.save(quantized.artifact(quantized.recipe(STUDENT, SCALE, 'x86', training=True), prepared, 1),
+               tmp_path / 'other_graph.pth')
     (tmp_path / 'truncated.onnx').write_bytes(b'\x08\x07not onnx')
     expected = {'truncated.pth': 'not a readable INT8 artifact (damaged or truncated?)',
                 'checkpoint.pth': 'is not an INT8 artifact of dckd-quantize',
                 'other_torch.pth': 'made with torch 2.0.0, torchao 0.1, this is torch',
+                'other_graph.pth': 'does not match the one captured here (size mismatch for activation_post_process_',
                 'truncated.onnx': 'not a readable ONNX model (damaged or truncated?)'}
     for name, message in expected.items():
         with pytest.raises(SystemExit) as stopped:
