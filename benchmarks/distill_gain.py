@@ -260,26 +260,13 @@ def parse_args(argv):
                                           'training one; the gpu preset needs it')
     parser.add_argument('--vqgan', help="a VQGAN encoder file of the demo's network_vqgan sizes (dckd-train-vqgan -opt "
                                         'options/vqgan/vqgan_demo.yml): the DCKD rows again in its feature space')
-    parser.add_argument('--train-hr', action='append', help=f'HR training images besides the scikit-image '
-                                                            f'photographs (default {IMAGES}/BSD68)')
-    parser.add_argument('--test-hr', action='append', metavar='NAME=FOLDER',
-                        help=f'test sets, Set5 first (default {IMAGES}/Set5 and Set14)')
+    add_image_arguments(parser)
     args = parser.parse_args(argv)
     if args.dry_run:
         args.preset = 'dry'
     args.seeds = args.seeds or ([0, 1] if args.preset == 'dry' else [0, 1, 2])
     args.jobs = args.jobs or PRESETS[args.preset]['jobs']
-    args.train_hr = args.train_hr or [os.path.join(IMAGES, 'BSD68')]
-    args.test_hr = dict(spec.split('=', 1) for spec in args.test_hr) if args.test_hr else {
-        name: os.path.join(IMAGES, name) for name in TEST_SETS}
-    problems = []
-    if os.path.exists(args.out):
-        problems.append(f'--out {args.out} exists; choose another folder (results are never replaced)')
-    if sorted(args.test_hr) != sorted(TEST_SETS):
-        problems.append(f'--test-hr: give {" and ".join(TEST_SETS)} (NAME=FOLDER)')
-    for folder in args.train_hr + list(args.test_hr.values()):
-        if not os.path.isdir(folder):
-            problems.append(f'image folder {folder} not found (--train-hr / --test-hr)')
+    problems = output_and_image_problems(args)
     if args.vqgan and not os.path.isfile(args.vqgan):
         problems.append(f'--vqgan {args.vqgan}: no such file; train one with dckd-train-vqgan -opt '
                         'options/vqgan/vqgan_demo.yml (models/vqgan_encoder.pth)')
@@ -301,6 +288,29 @@ def parse_args(argv):
     if problems:
         parser.error('\n  '.join(problems))
     return args
+
+
+def add_image_arguments(parser):
+    parser.add_argument('--train-hr', action='append', help=f'HR training images besides the scikit-image '
+                                                            f'photographs (default {IMAGES}/BSD68)')
+    parser.add_argument('--test-hr', action='append', metavar='NAME=FOLDER',
+                        help=f'test sets, Set5 first (default {IMAGES}/Set5 and Set14)')
+
+
+def output_and_image_problems(args):
+    """The defaults of --train-hr and --test-hr filled in; what is wrong with them and --out."""
+    args.train_hr = args.train_hr or [os.path.join(IMAGES, 'BSD68')]
+    args.test_hr = dict(spec.split('=', 1) for spec in args.test_hr) if args.test_hr else {
+        name: os.path.join(IMAGES, name) for name in TEST_SETS}
+    problems = []
+    if os.path.exists(args.out):
+        problems.append(f'--out {args.out} exists; choose another folder (results are never replaced)')
+    if sorted(args.test_hr) != sorted(TEST_SETS):
+        problems.append(f'--test-hr: give {" and ".join(TEST_SETS)} (NAME=FOLDER)')
+    for folder in args.train_hr + list(args.test_hr.values()):
+        if not os.path.isdir(folder):
+            problems.append(f'image folder {folder} not found (--train-hr / --test-hr)')
+    return problems
 
 
 def check_vqgan(table, vqgan):

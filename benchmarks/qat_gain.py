@@ -80,15 +80,13 @@ def fine_tunes(table, seeds):
 
 # ----- runs -----------------------------------------------------------------------------------------------
 
-def post_training(work, options_file, checkpoint, data, out, repeats):
+def post_training(work, options_file, checkpoint, out, repeats):
     """dckd-quantize (x86, 32 calibration patches of the run's training data) of the FP32 student,
-    its printed table kept as OUT/ptq.md; the artifact's path."""
+    its printed latency table kept as OUT/ptq.md (its PSNR is dckd-evaluate's, as every model's);
+    the artifact's path."""
     artifact = os.path.join(work, f'{PTQ}.pth')
     argv = ['--model', f'{options_file}:{checkpoint}', '--calib', '32', '--repeats', str(repeats),
             '--out', artifact, '--force']
-    for name in gain.TEST_SETS:
-        argv += ['--benchmark', f'{name}={os.path.join(data, name, "GTmod12")},'
-                                f'{os.path.join(data, name, f"LRbicx{gain.SCALE}")}']
     log = gain.log_file(work, PTQ)
     forked.call(forked.command, 'dckd.quantize', argv, work, log)
     with open(log) as f:
@@ -159,25 +157,12 @@ def parse_args(argv):
     parser.add_argument('--teacher', help='an EDSR-baseline teacher checkpoint of an earlier run (OUT/teacher.pth) '
                                           'instead of training one')
     parser.add_argument('--repeats', type=int, default=20, help='timed runs of dckd-quantize (default 20)')
-    parser.add_argument('--train-hr', action='append', help=f'HR training images besides the scikit-image '
-                                                            f'photographs (default {gain.IMAGES}/BSD68)')
-    parser.add_argument('--test-hr', action='append', metavar='NAME=FOLDER',
-                        help=f'test sets, Set5 first (default {gain.IMAGES}/Set5 and Set14)')
+    gain.add_image_arguments(parser)
     args = parser.parse_args(argv)
     if args.dry_run:
         args.preset = 'dry'
     args.seeds = args.seeds or ([0] if args.preset == 'dry' else [0, 1, 2])
-    args.train_hr = args.train_hr or [os.path.join(gain.IMAGES, 'BSD68')]
-    args.test_hr = dict(spec.split('=', 1) for spec in args.test_hr) if args.test_hr else {
-        name: os.path.join(gain.IMAGES, name) for name in gain.TEST_SETS}
-    problems = []
-    if os.path.exists(args.out):
-        problems.append(f'--out {args.out} exists; choose another folder (results are never replaced)')
-    if sorted(args.test_hr) != sorted(gain.TEST_SETS):
-        problems.append(f'--test-hr: give {" and ".join(gain.TEST_SETS)} (NAME=FOLDER)')
-    for folder in args.train_hr + list(args.test_hr.values()):
-        if not os.path.isdir(folder):
-            problems.append(f'image folder {folder} not found (--train-hr / --test-hr)')
+    problems = gain.output_and_image_problems(args)
     if args.teacher and not os.path.isfile(args.teacher):
         problems.append(f'--teacher {args.teacher}: no such file; give the OUT/teacher.pth of an earlier run')
     from dckd_arch import quantized
@@ -215,7 +200,7 @@ def main(argv=None):
     student_options = gain.write_options(work, dict(opt, name=FP32))
     gain.train_all(work, [student_options], 1)
     student = latest(FP32)
-    ptq = post_training(work, student_options, student, data, out, args.repeats)
+    ptq = post_training(work, student_options, student, out, args.repeats)
 
     runs = {name: gain.write_options(work, fine_tune_options(generate, table, method, seed, preset, data, teacher,
                                                              student, quantized))
