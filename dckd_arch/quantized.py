@@ -328,10 +328,11 @@ def load_artifact(path):
                                    content.get('training', False)))
     try:
         missing, unexpected = load_state(prepared, content['state'], strict=False)
-        differ = f'{len(missing)} entries missing, {len(unexpected)} unexpected, e.g. {(missing or unexpected or [""])[0]}'
+        differ = (missing or unexpected) and (f'{len(missing)} entries missing, {len(unexpected)} unexpected, e.g. '
+                                              f'{(missing or unexpected)[0]}')
     except RuntimeError as error:  # an entry of the same name and another shape
-        missing, differ = True, str(error).split('\n\t')[-1]
-    if missing or unexpected:
+        differ = str(error).split('\n\t')[-1]
+    if differ:
         made, now = content['versions'], versions()
         raise QuantizationError(
             f'{path}: its calibrated graph does not match the one captured here ({differ}); it was made with torch '
