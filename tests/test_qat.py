@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from basicsr.archs import build_network
 from dckd_arch import quantized
 from dckd_models import DCKDModel
 from dckd_utils.schema import OptionError
@@ -93,6 +94,26 @@ def test_ranges_move_until_freeze_iter_and_never_in_validation(tmp_path):
     assert same_state(kept[0], quantizer_state(ema)) and same_state(kept[1], quantizer_state(student))
 
 
+def test_activation_ranges_are_the_extremes_of_every_batch_observed(tmp_path):
+    """x86's twin: an activation's range is the minimum and maximum over all batches so far, not a
+    moving average that batches of narrower values pull back in (docs/quantization.md: moving
+    averages sank the 64-channel study's INT8 students). Seen at the first activation quantized,
+    EDSR's (x - mean) * img_range."""
+    opt = make_opt(tmp_path)
+    twin = quantized.prepare(build_network(dict(opt['network_g'])),
+                             quantized.recipe(opt['network_g'], opt['scale'], 'x86', training=True))
+    levels = (0.5, 0.95, 0.05, 0.5, 0.5, 0.5)  # the widest batches early, then narrow ones
+    for level in levels:
+        twin(torch.full((2, 3, 8, 8), level))
+    quantizers = quantized.fake_quantizers(twin)
+    first = next(node for node in twin.graph.nodes if node.target in quantizers and node.args[0].op != 'get_attr')
+    assert first.args[0].target is torch.ops.aten.mul.Tensor
+    network = opt['network_g']
+    seen = (torch.tensor(levels).view(-1, 1) - torch.tensor(network['rgb_mean']).view(1, 3)) * network['img_range']
+    observer = quantizers[first.target].activation_post_process
+    assert (observer.min_val.item(), observer.max_val.item()) == pytest.approx((seen.min().item(), seen.max().item()))
+
+
 def test_the_ema_twin_takes_the_students_activation_ranges_and_measures_its_own_weights(tmp_path):
     model = qat_model(tmp_path, start_iter=1)
     for iteration in (1, 2):
@@ -142,8 +163,6 @@ def test_a_qat_dckd_run_resumes_exactly_across_start_iter_and_within_qat(workspa
     # the run ends with its INT8 artifact: the EMA student in integers, near its float weights
     graph, content = quantized.load_artifact(str(models / 'net_g_int8.pth'))
     assert content['training'] and content['backend'] == 'x86'
-    net = DCKDModel  # noqa: F841  (the float EMA student below comes from the run's checkpoint)
-    from basicsr.archs import build_network
     ema = build_network(dict(content['network_g']))
     ema.load_state_dict(torch.load(models / 'net_g_6.pth', weights_only=True)['params_ema'])
     lq = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(0))
