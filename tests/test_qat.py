@@ -3,7 +3,6 @@ twin, whose weights are the student's own; validation never moves a range; the E
 its own weights; a run resumes exactly across the iteration where QAT starts and within QAT; a
 resume with other quantization options is refused naming the option; the run's INT8 artifact
 computes what its fake-quantized twin emulated."""
-import os
 
 import pytest
 import torch
