@@ -24,6 +24,7 @@ from dckd.evaluate.metrics import convention
 from dckd.evaluate.models import Int8Model, NetworkModel, Restorer, model_from_spec
 from dckd.evaluate.table import evaluate
 from dckd_arch import quantized
+from dckd_arch.padding import Deployable
 from conftest import PROJECT_ROOT
 
 pytest.importorskip('torchao')
@@ -86,11 +87,18 @@ def test_calibration_draws_training_patches_with_the_runs_crops(run):
 
 # ----- x86 (torchao PT2E, inductor's int8 kernels) ----------------------------------------------------
 
+def torchao_x86_alone(training=False):
+    """torchao's X86InductorQuantizer with its default settings, without what dckd adds to it."""
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
+
+    return X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=training))
+
+
 def converted_by(quantizer, net, patches):
     """`net` through PT2E with `quantizer`, calibrated on `patches`, converted (the reference graph)."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from dckd_arch.padding import Deployable
     prepared = prepare_pt2e(quantized.capture(Deployable(net, None, SCALE), None), quantizer)
     with torch.no_grad():
         for patch in patches:
@@ -104,10 +112,7 @@ def test_x86_upsamplers_run_in_int8_and_give_the_plain_quantizers_integers(run):
     only moves values. Same observers' ranges, same output to the bit; every pixel shuffle now reads
     8-bit values. Where nothing quantizes a pixel shuffle's output (SRVGGNetCompact adds it to the
     upsampled input), no rounding is added."""
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
-
-    plain = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    plain = torchao_x86_alone()
     patches = quantize.calibration_inputs(run['opt'], SCALE, 4, seed=0)
     lq = torch.from_numpy(held_out_lq(run)[0].transpose(2, 0, 1)[None].copy()).float() / 255.
     compact = {'type': 'SRVGGNetCompact_basicsr', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_conv': 2,
@@ -271,14 +276,10 @@ def test_damaged_foreign_and_mismatched_artifacts_give_one_message(run, x86_arti
     torch.save(content, tmp_path / 'other_torch.pth')
     # a QAT run's artifact of torchao's X86InductorQuantizer alone, as dckd made them before its upsamplers
     # ran in int8: entries of the same names hold other shapes
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer, get_default_x86_inductor_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    from dckd_arch.padding import Deployable
-    plain = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
     graph = quantized.capture(Deployable(build_network(STUDENT).eval(), None, SCALE), None, batches=True)
-    prepared = prepare_qat_pt2e(graph, plain)
+    prepared = prepare_qat_pt2e(graph, torchao_x86_alone(training=True))
     prepared(quantize.calibration_inputs(run['opt'], SCALE, 2, seed=0)[0].repeat(2, 1, 1, 1))
     torch.save(quantized.artifact(quantized.recipe(STUDENT, SCALE, 'x86', training=True), prepared, 1),
                tmp_path / 'other_graph.pth')
