@@ -3,7 +3,7 @@ run's own training inputs, and what the 8 bits cost: PSNR and latency, FP32 agai
 inputs in the same process.
 
 Examples:
-  dckd-quantize --model options/train/demo/demo_dckd_x4.yml:experiments/demo_dckd_x4/models/net_g_latest.pth \\
+  dckd-quantize --model options/demo/demo_dckd_x4.yml:experiments/demo_dckd_x4/models/net_g_latest.pth \\
       --benchmark Set5=datasets/Set5/GTmod12,datasets/Set5/LRbicx4 --out results/student_x86.int8.pth
   dckd-quantize --model X.yml:net_g.pth --backend onnx --calib-images datasets/DIV2K/LR_x4 --out student.int8.onnx
 

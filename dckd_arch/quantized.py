@@ -78,17 +78,18 @@ def quantizer(backend, per_channel=True, training=False):
     if backend == 'xnnpack':
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                              get_symmetric_quantization_config)
-        return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel,
-                                                                                             is_qat=training))
+        config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=training)
+        return XNNPACKQuantizer().set_global(running_ranges(config) if training else config)
     raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
 
 
 def running_ranges(config):
     """A quantization-aware `config` whose activations' fake quantizers keep the minimum and maximum
-    of every batch they observe (torchao's FakeQuantize with MinMaxObserver), where torchao's x86
-    default moves them 1 % a step towards each batch's own. In the 64-channel study
-    (docs/quantization.md) the moving averages held ranges 4 to 31 % inside those calibration
-    sees, and the INT8 students ended under PTQ; with running ranges, above it."""
+    of every batch they observe (torchao's FakeQuantize with MinMaxObserver), where the default of
+    both backends (torchao's x86, ExecuTorch's xnnpack) moves them 1 % a step towards each batch's
+    own. In the 64-channel study (docs/quantization.md) the moving averages held ranges 4 to 31 %
+    inside those calibration sees, and the INT8 students ended under PTQ; with running ranges, above
+    it."""
     import dataclasses
 
     from torchao.quantization.pt2e.fake_quantize import FakeQuantize

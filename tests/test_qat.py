@@ -93,23 +93,28 @@ def test_ranges_move_until_freeze_iter_and_never_in_validation(tmp_path):
     assert same_state(kept[0], quantizer_state(ema)) and same_state(kept[1], quantizer_state(student))
 
 
-def test_activation_ranges_are_the_extremes_of_every_batch_observed(tmp_path):
-    """x86's twin: an activation's range is the minimum and maximum over all batches so far, not a
-    moving average that batches of narrower values pull back in (docs/quantization.md: moving
-    averages sank the 64-channel study's INT8 students). Seen at the first activation quantized,
-    EDSR's (x - mean) * img_range."""
+@pytest.mark.parametrize('backend', ['x86', 'xnnpack'])
+def test_activation_ranges_are_the_extremes_of_every_batch_observed(tmp_path, backend):
+    """The twin of either PT2E backend: an activation's range is the minimum and maximum over all
+    batches so far, not a moving average that batches of narrower values pull back in
+    (docs/quantization.md: moving averages sank the 64-channel study's INT8 students). Seen where
+    EDSR's input less its mean is first quantized: x86 after the scaling by img_range (1 here), xnnpack
+    before it."""
+    if backend == 'xnnpack':
+        pytest.importorskip('executorch')
     opt = make_opt(tmp_path)
     twin = quantized.prepare(build_network(dict(opt['network_g'])),
-                             quantized.recipe(opt['network_g'], opt['scale'], 'x86', training=True))
+                             quantized.recipe(opt['network_g'], opt['scale'], backend, training=True))
     levels = (0.5, 0.95, 0.05, 0.5, 0.5, 0.5)  # the widest batches early, then narrow ones
     for level in levels:
         twin(torch.full((2, 3, 8, 8), level))
     quantizers = quantized.fake_quantizers(twin)
-    first = next(node for node in twin.graph.nodes if node.target in quantizers and node.args[0].op != 'get_attr')
-    assert first.args[0].target is torch.ops.aten.mul.Tensor
+    shifted = next(node for node in twin.graph.nodes if node.target in quantizers
+                   and node.args[0].target in (torch.ops.aten.sub.Tensor, torch.ops.aten.mul.Tensor))
     network = opt['network_g']
-    seen = (torch.tensor(levels).view(-1, 1) - torch.tensor(network['rgb_mean']).view(1, 3)) * network['img_range']
-    observer = quantizers[first.target].activation_post_process
+    assert network['img_range'] == 1
+    seen = torch.tensor(levels).view(-1, 1) - torch.tensor(network['rgb_mean']).view(1, 3)
+    observer = quantizers[shifted.target].activation_post_process
     assert (observer.min_val.item(), observer.max_val.item()) == pytest.approx((seen.min().item(), seen.max().item()))
 
 
