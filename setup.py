@@ -16,7 +16,7 @@ setup(
     install_requires=['basicsr>=1.3.4.9,<=1.4.2', 'torch', 'torchvision', 'opencv-python', 'lmdb', 'numpy', 'pyyaml', 'spandrel==0.4.2'],
     extras_require={'export': ['onnx', 'onnxscript', 'onnxruntime'],  # dckd-export to ONNX, and its check
                     'quantize': ['torchao==0.18.0', 'onnx', 'onnxscript', 'onnxruntime'],  # dckd-quantize x86, onnx
-                    'executorch': ['executorch'],  # dckd-quantize xnnpack
+                    'executorch': ['executorch==1.5.1'],  # dckd-quantize xnnpack (the version measured; it takes torchao 0.18)
                     'vqgan': ['vector-quantize-pytorch==1.32.0']},  # VQGAN network_g.quantizer: ema
     entry_points={
         'console_scripts': [

@@ -30,7 +30,7 @@ from .padding import Deployable, example_input
 
 INSTALL = {  # the package each backend needs, and its install line
     'x86': ('torchao', 'pip install torchao==0.18.0  (or: pip install dckd[quantize])'),
-    'xnnpack': ('executorch', 'pip install executorch  (ExecuTorch; it brings a matching torchao)'),
+    'xnnpack': ('executorch', 'pip install executorch==1.5.1  (or: pip install dckd[executorch]; it takes torchao 0.18)'),
     'onnx': ('onnxruntime', 'pip install onnx onnxscript onnxruntime  (or: pip install dckd[export])'),
 }
 BACKENDS = tuple(INSTALL)
