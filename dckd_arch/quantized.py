@@ -61,7 +61,8 @@ def require(backend):
 
 def quantizer(backend, per_channel=True, training=False):
     """The backend's PT2E quantizer: weights per output channel (`per_channel`) or per tensor; with
-    `training`, fake quantization for quantization-aware training instead of observers."""
+    `training`, fake quantization for quantization-aware training instead of observers, its
+    activation ranges running extremes with either backend (running_ranges)."""
     require(backend)
     if not per_channel and backend in PER_CHANNEL_ONLY:
         raise QuantizationError(f'{per_channel_only(backend)}; per-tensor weights: backend xnnpack or onnx')
@@ -73,14 +74,14 @@ def quantizer(backend, per_channel=True, training=False):
             def annotate(self, model):
                 return pixel_shuffles_in_int8(super().annotate(model))
 
-        config = get_default_x86_inductor_quantization_config(is_qat=training)
-        return X86().set_global(running_ranges(config) if training else config)
-    if backend == 'xnnpack':
+        chosen, config = X86(), get_default_x86_inductor_quantization_config(is_qat=training)
+    elif backend == 'xnnpack':
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                              get_symmetric_quantization_config)
-        config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=training)
-        return XNNPACKQuantizer().set_global(running_ranges(config) if training else config)
-    raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
+        chosen, config = XNNPACKQuantizer(), get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=training)
+    else:
+        raise QuantizationError(f'backend {backend} is not a PT2E backend ({", ".join(PT2E_BACKENDS)} are)')
+    return chosen.set_global(running_ranges(config) if training else config)
 
 
 def running_ranges(config):
